@@ -57,7 +57,9 @@ def test_kl_normal_normal_reduces_to_standard():
     g = torch.Generator().manual_seed(0)
     mu, logvar = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
     zeros = torch.zeros_like(mu)
-    assert torch.allclose(kl_normal_normal(mu, logvar, zeros, zeros), kl_normal_standard(mu, logvar))
+    assert torch.allclose(
+        kl_normal_normal(mu, logvar, zeros, zeros), kl_normal_standard(mu, logvar)
+    )
 
 
 def test_kl_matches_monte_carlo_within_standard_error():

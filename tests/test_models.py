@@ -44,8 +44,9 @@ def test_vae_shapes():
 
 def test_paper_settings_are_reachable():
     torch.manual_seed(1)
-    cfg = VAEConfig(x_dim=560, hidden_dim=200, z_dim=2, likelihood="gaussian",
-                    activation="tanh", init_std=0.01)
+    cfg = VAEConfig(
+        x_dim=560, hidden_dim=200, z_dim=2, likelihood="gaussian", activation="tanh", init_std=0.01
+    )
     model = VAE(cfg)
     assert isinstance(model.encoder[1], torch.nn.Tanh)
     weights = torch.cat([p.flatten() for p in model.parameters()])

@@ -2,7 +2,8 @@ r"""Gaussian and Bernoulli densities, the reparameterization trick and closed-fo
 
 Conventions (used across vaelib and the book):
 
-* a diagonal Gaussian is given by its mean ``mu`` and its log-variance ``logvar`` = :math:`\log\sigma^2`;
+* a diagonal Gaussian is given by its mean ``mu`` and its log-variance
+  ``logvar`` = :math:`\log\sigma^2`;
 * log-densities and KL divergences are **summed over the last (data or latent) dimension**, so
   they return one value per example, in nats;
 * batch shapes are free: ``(B, L)`` gives ``(B,)``, ``(K, B, L)`` gives ``(K, B)``.
@@ -48,9 +49,7 @@ def reparameterize(
     return mu + sigma * eps
 
 
-def gaussian_log_prob(
-    x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor
-) -> torch.Tensor:
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     r"""Log-density of a diagonal Gaussian, summed over the last dimension.
 
     .. math::
@@ -140,5 +139,8 @@ def kl_normal_normal(
         shape ``(...)``, in nats.
     """
     return 0.5 * (
-        logvar_p - logvar_q + (torch.exp(logvar_q) + (mu_q - mu_p) ** 2) * torch.exp(-logvar_p) - 1.0
+        logvar_p
+        - logvar_q
+        + (torch.exp(logvar_q) + (mu_q - mu_p) ** 2) * torch.exp(-logvar_p)
+        - 1.0
     ).sum(-1)

@@ -99,7 +99,10 @@ class LinearGaussian:
         return gaussian_log_prob(x.double(), mean, torch.full_like(mean, self.logvar_x))
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
-        r"""Exact evidence :math:`\log p(x) = \log\mathcal N(x \mid b, WW^\top + \sigma^2 I)`, ``(B,)``."""
+        r"""Exact evidence :math:`\log p(x) = \log\mathcal N(x \mid b, WW^\top + \sigma^2 I)`.
+
+        Computed with a Cholesky factor of the ``(D, D)`` covariance; returns ``(B,)``.
+        """
         x = x.double()
         cov = self.W @ self.W.T + self.sigma**2 * torch.eye(self.x_dim, dtype=torch.float64)
         chol = torch.linalg.cholesky(cov)
@@ -146,7 +149,10 @@ class LinearGaussian:
     def expected_log_likelihood(
         self, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     ) -> torch.Tensor:
-        r"""Closed-form :math:`\mathbb E_{q}[\log p(x|z)]` for :math:`q = \mathcal N(\mu, \operatorname{diag} e^{\text{logvar}})`.
+        r"""Closed-form :math:`\mathbb E_{q}[\log p(x|z)]` for a diagonal Gaussian ``q``.
+
+        Here :math:`q = \mathcal N(\mu, \operatorname{diag}\sigma_q^2)`,
+        ``logvar`` = :math:`\log\sigma_q^2`:
 
         .. math::
             \mathbb E_q[\log p(x|z)] = \log\mathcal N(x \mid W\mu + b, \sigma^2 I)

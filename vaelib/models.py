@@ -72,7 +72,7 @@ class MLP(nn.Sequential):
 
 
 class Perceptron(nn.Module):
-    r"""A single unit: :math:`y(x) = f(w^\top x + b)`, :math:`w \in \mathbb R^D`, :math:`b \in \mathbb R`.
+    r"""A single unit: :math:`y(x) = f(w^\top x + b)`, :math:`w \in \mathbb R^D, b \in \mathbb R`.
 
     Args:
         in_dim: ``D``.
@@ -161,7 +161,9 @@ class VAEConfig:
     likelihood: str = "bernoulli"  # "bernoulli" (logits) or "gaussian" (sigmoid mean, log-var)
     activation: str = "relu"  # hidden activation; the paper used "tanh"
     num_hidden_layers: int = 1  # hidden layers in encoder and decoder each
-    init_std: float | None = None  # N(0, init_std^2) init of all weights and biases; None: PyTorch's
+    init_std: float | None = (
+        None  # N(0, init_std^2) init of all weights and biases; None: PyTorch's
+    )
 
     def __post_init__(self) -> None:
         for name in ("x_dim", "hidden_dim", "z_dim", "num_hidden_layers"):

@@ -134,8 +134,11 @@ def log_likelihood(
     ``chunk_size`` samples for ``batch_size`` examples are decoded at once, and the chunks are
     combined with a running ``logsumexp``.
     """
-    for value, name in ((num_samples, "num_samples"), (chunk_size, "chunk_size"),
-                        (batch_size, "batch_size")):
+    for value, name in (
+        (num_samples, "num_samples"),
+        (chunk_size, "chunk_size"),
+        (batch_size, "batch_size"),
+    ):
         check_positive_int(value, name)
     results = []
     for xb in x.split(batch_size):
