@@ -1,0 +1,112 @@
+"""Book-level checks on chapters/ and _toc.yml.
+
+Chapter notebooks are committed without outputs (the book build and `make test` execute them),
+run on the standard ``python3`` kernel, and every page in chapters/ is listed in the table of
+contents, which names no missing file. Executing the notebooks is `pytest --nbval-lax chapters/`
+(see the Makefile), not this file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ROOT / "chapters"
+TOC = ROOT / "_toc.yml"
+NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
+PAGES = sorted(CHAPTERS.glob("*.md")) + NOTEBOOKS
+
+
+def _toc_files(node: object) -> list[str]:
+    """Every ``root`` and ``file`` entry of a jb-book toc, in order, without extension."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("root", "file") and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(_toc_files(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_toc_files(item))
+    return found
+
+
+def _toc_entries() -> list[str]:
+    toc = yaml.safe_load(TOC.read_text(encoding="utf-8"))
+    assert toc.get("format") == "jb-book", "_toc.yml must use the jb-book format"
+    return _toc_files(toc)
+
+
+def _entry_path(entry: str) -> Path | None:
+    """The file a toc entry names (entries may omit .md/.ipynb), or None if there is none."""
+    path = ROOT / entry
+    if path.suffix in (".md", ".ipynb"):
+        return path if path.is_file() else None
+    matches = [p for p in (path.with_suffix(".md"), path.with_suffix(".ipynb")) if p.is_file()]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _id(path: Path) -> str:
+    return path.name
+
+
+def test_toc_entries_exist() -> None:
+    entries = _toc_entries()
+    assert entries, "_toc.yml lists no page"
+    missing = [e for e in entries if _entry_path(e) is None]
+    assert not missing, (
+        f"_toc.yml names pages that do not exist (or exist as both .md and .ipynb): {missing}. "
+        "Add the file or remove its line from _toc.yml."
+    )
+    duplicates = sorted({e for e in entries if entries.count(e) > 1})
+    assert not duplicates, f"_toc.yml lists these pages more than once: {duplicates}"
+
+
+def test_toc_root_is_the_landing_page() -> None:
+    toc = yaml.safe_load(TOC.read_text(encoding="utf-8"))
+    assert toc["root"] == "chapters/intro"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_id)
+def test_page_is_in_toc(page: Path) -> None:
+    listed = {_entry_path(e) for e in _toc_entries()}
+    assert page in listed, (
+        f"{page.relative_to(ROOT)} is not in _toc.yml, so the book would not publish it "
+        "(only_build_toc_files: true). Add a '- file:' line for it."
+    )
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_id)
+def test_notebook_has_no_outputs(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    nbformat.validate(nb)
+    dirty = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, (
+        f"{notebook.name}: code cells {dirty} have outputs or execution counts. Commit notebooks "
+        "without outputs, e.g. `.venv/bin/jupyter nbconvert --clear-output --inplace "
+        f"chapters/{notebook.name}`."
+    )
+    assert "widgets" not in nb.metadata, (
+        f"{notebook.name}: the notebook metadata stores widget state (an output): delete "
+        "metadata['widgets'] (JupyterLab: turn off Settings > Save Widget State Automatically)."
+    )
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_id)
+def test_notebook_kernel_is_python3(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    kernelspec = nb.metadata.get("kernelspec", {})
+    assert kernelspec.get("name") == "python3", (
+        f"{notebook.name}: kernelspec name is {kernelspec.get('name')!r}; the book build and "
+        "nbval start the kernel named in the notebook, which must be 'python3'."
+    )
+    assert kernelspec.get("language", "python") == "python"
