@@ -173,6 +173,10 @@ def test_the_data_is_checked_in_the_model_s_terms(digits) -> None:
     x = digits[0][:50] * 2 - 1
     gaussian = _model(config=VAEConfig(x_dim=784, hidden_dim=32, z_dim=2, likelihood="gaussian"))
     assert len(fit(gaussian, x, epochs=1, progress="none")) == 1
+    linear_ae = Autoencoder(784, 2, hidden_dims=(8,), output="linear")
+    assert len(fit(linear_ae, x, epochs=1, progress="none")) == 1
+    with pytest.raises(ValueError, match="Bernoulli"):
+        fit(_model(), x, epochs=1, progress="none")
 
 
 def test_divergence_is_reported(digits) -> None:

@@ -112,10 +112,7 @@ def _check_input(model: nn.Module, data: Any, name: str) -> torch.Tensor:
     """Validate data for ``model`` once, up front; return it on the model's device."""
     x = _as_tensor(data, name)
     x_dim = getattr(model, "x_dim", None)
-    config = getattr(model, "config", None)
-    bernoulli = getattr(config, "likelihood", None) == "bernoulli"
-    if isinstance(model, Autoencoder):
-        bernoulli = model.output == "sigmoid"
+    bernoulli = getattr(getattr(model, "config", None), "likelihood", None) == "bernoulli"
     check_data(x, x_dim, name=name, unit_interval=bernoulli)
     if x.dim() != 2 or len(x) == 0:
         raise ValueError(
