@@ -77,6 +77,16 @@ def test_kl_on_grid_is_zero_for_equal_densities_and_asymmetric():
     assert reverse == pytest.approx(-math.log(2) + 2 - 1 / 2, abs=1e-9)
 
 
+def test_kl_on_grid_broadcasts_over_candidates():
+    log_p = normal_log_prob(GRID, 0.0, 1.0)  # (N,)
+    sigmas = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    log_q = normal_log_prob(GRID, 0.0, sigmas[:, None])  # (3, N)
+    batched = kl_on_grid(log_p, log_q, GRID)
+    assert batched.shape == (3,)
+    one_by_one = torch.stack([kl_on_grid(log_p, row, GRID) for row in log_q])
+    assert torch.allclose(batched, one_by_one, atol=1e-14)
+
+
 def test_kl_on_grid_ignores_points_where_p_underflows():
     log_p = torch.full_like(GRID, -math.inf)
     log_p[3000] = 0.0  # p is zero except at one point: the integrand there is finite

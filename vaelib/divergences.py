@@ -101,21 +101,23 @@ def kl_on_grid(log_p: torch.Tensor, log_q: torch.Tensor, z: torch.Tensor) -> tor
     few thousand points. Differentiable in ``log_p`` and ``log_q``.
 
     Args:
-        log_p, log_q: log-densities evaluated at ``z``, shape ``(N,)``.
+        log_p, log_q: log-densities evaluated at ``z``, shape ``(..., N)``; leading (batch)
+            dimensions broadcast, e.g. ``(N,)`` against ``(S, N)`` for ``S`` candidate ``q``.
         z: evenly spaced, increasing grid, shape ``(N,)``.
 
     Returns:
-        scalar tensor, in nats.
+        KL in nats, shape ``broadcast(...)`` (a scalar for two ``(N,)`` inputs).
     """
     dz = _check_grid(z)
-    if log_p.shape != z.shape or log_q.shape != z.shape:
+    if log_p.shape[-1:] != z.shape or log_q.shape[-1:] != z.shape:
         raise ValueError(
-            f"log_p and log_q must be evaluated on the grid, shape {tuple(z.shape)}, got "
+            f"log_p and log_q must be evaluated on the grid, last dimension {len(z)}, got shapes "
             f"{tuple(log_p.shape)} and {tuple(log_q.shape)}."
         )
+    log_p, log_q = torch.broadcast_tensors(log_p, log_q)
     p = torch.exp(log_p)
     integrand = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
-    return torch.trapezoid(integrand, dx=dz)
+    return torch.trapezoid(integrand, dx=dz, dim=-1)
 
 
 class GaussianFit(NamedTuple):
