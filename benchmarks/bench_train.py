@@ -2,17 +2,21 @@
 
 The model is the one of the PyTorch example (pytorch/examples vae/main.py): 784-400-20, ReLU,
 Bernoulli decoder, Adam with lr 1e-3, batches of 128, loss BCE + KL. It is trained on the
-4,000 embedded MNIST training digits three ways, from the same initial weights:
+4,000 embedded MNIST training digits, from the same initial weights, four ways:
 
-1. ``vaelib.fit``: batches sliced from the in-memory tensor;
-2. a plain loop over the same in-memory slices (what ``fit`` should match);
-3. the example's loop: a ``Dataset`` whose ``__getitem__`` returns one image, a ``DataLoader``
-   with ``shuffle=True`` collating 128 of them, ``loss.item()`` after every step.
+1. ``vaelib.fit``: batches sliced from the in-memory tensor (fused Adam);
+2. a plain loop over the same in-memory slices (default Adam);
+3. the example's loop: torchvision's ``MNIST`` dataset, whose ``__getitem__`` turns one uint8
+   image into a PIL image and back into a tensor (``transforms.ToTensor``; emulated here with
+   PIL, since torchvision is not a dependency), a ``DataLoader`` with ``shuffle=True`` collating
+   128 of them, ``loss.item()`` after every step;
+4. the same loop with a lighter ``Dataset`` that returns a view of a float tensor per item.
 
-It prints samples per second, the speed-up, and a floor: the matrix products alone need
+It prints samples per second, the speed-ups, and a floor: the matrix products alone need
 ``3 * 2 * sum(in * out)`` FLOP per example (forward + backward), so the machine's measured
 matmul GFLOP/s bound the samples per second. Then the test ELBO of each run after the same
-number of epochs. Run with ``python benchmarks/bench_train.py`` (a script, not a test).
+number of epochs. Run with ``python benchmarks/bench_train.py`` (a script, not a test) on an
+otherwise idle machine: with 2 threads, other busy processes slow every method by 10x or more.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -34,8 +39,29 @@ CONFIG = VAEConfig(x_dim=784, hidden_dim=400, z_dim=20, likelihood="bernoulli",
                    activation="relu")
 
 
-class Digits(Dataset):
-    """One image per item, as torchvision's MNIST hands them to a DataLoader."""
+class TorchvisionStyleMNIST(Dataset):
+    """What ``torchvision.datasets.MNIST(transform=transforms.ToTensor())`` does per item:
+    uint8 ``(28, 28)`` -> PIL image -> float tensor ``(1, 28, 28)`` in [0, 1]."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.data, self.targets = images, labels  # uint8 (N, 28, 28), int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        img, target = self.data[index], int(self.targets[index])
+        img = Image.fromarray(img.numpy())  # mode "L": 8-bit grey
+        # transforms.ToTensor() for a mode-"L" image
+        pixels = torch.from_numpy(np.array(img, np.uint8, copy=True))
+        pixels = pixels.view(img.size[1], img.size[0], 1).permute(2, 0, 1).contiguous()
+        return pixels.float().div(255), target
+
+
+class TensorDigits(Dataset):
+    """A lighter per-item dataset: a view of one row of a float tensor ``(N, 784)``."""
 
     def __init__(self, x: torch.Tensor) -> None:
         self.x = x
@@ -44,7 +70,7 @@ class Digits(Dataset):
         return len(self.x)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.x[index], 0  # (image, label), the label unused
+        return self.x[index], 0
 
 
 def new_model(seed: int) -> VAE:
@@ -79,19 +105,19 @@ def train_plain_loop(x: torch.Tensor, epochs: int, batch_size: int, seed: int) -
     return model.eval()
 
 
-def train_with_dataloader(x: torch.Tensor, epochs: int, batch_size: int, seed: int) -> VAE:
-    """The loop of pytorch/examples vae/main.py."""
+def train_with_dataloader(dataset: Dataset, epochs: int, batch_size: int, seed: int) -> VAE:
+    """The loop of pytorch/examples vae/main.py (``num_workers=0`` on a CPU, as there)."""
     model = new_model(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = DataLoader(Digits(x), batch_size=batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+    train_loader = DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                              generator=torch.Generator().manual_seed(seed))
     torch.manual_seed(seed)
     model.train()
     for _ in range(epochs):
         train_loss = 0.0
-        for data, _ in loader:
+        for data, _ in train_loader:
             optimizer.zero_grad()
-            loss = loss_function(model, data)
+            loss = loss_function(model, data.view(-1, 784))
             loss.backward()
             train_loss += loss.item()
             optimizer.step()
@@ -117,16 +143,6 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def timed(run: Callable[[], VAE], repeats: int) -> tuple[VAE, float]:
-    """Best wall time of ``repeats`` runs (the runs are identical: same seeds)."""
-    best, model = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model = run()
-        best = min(best, time.perf_counter() - start)
-    return model, best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
@@ -137,40 +153,55 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    x, _ = load_mnist("train")
-    x_test, _ = load_mnist("test")
+    x, y = load_mnist("train")
+    settings = (args.epochs, args.batch_size, args.seed)
     # warm-up: the first optimizer and the first steps pay one-time costs (imports, allocator)
     train_plain_loop(x[:512], 1, args.batch_size, args.seed)
 
-    runs = {
-        "vaelib.fit": train_with_fit,
-        "plain in-memory loop": train_plain_loop,
-        "Dataset + DataLoader": train_with_dataloader,
+    x_test, _ = load_mnist("test")
+    images = (x * 255).round().to(torch.uint8).reshape(-1, 28, 28)  # the bytes of the file
+    example_dataset, tensor_dataset = TorchvisionStyleMNIST(images, y), TensorDigits(x)
+    runs: dict[str, Callable[[], VAE]] = {
+        "vaelib.fit": lambda: train_with_fit(x, *settings),
+        "plain in-memory loop": lambda: train_plain_loop(x, *settings),
+        "DataLoader (example)": lambda: train_with_dataloader(example_dataset, *settings),
+        "DataLoader (tensors)": lambda: train_with_dataloader(tensor_dataset, *settings),
     }
+    # best wall time of `repeats` identical runs, the methods interleaved so that a busy
+    # machine slows them alike
+    best = dict.fromkeys(runs, float("inf"))
+    models: dict[str, VAE] = {}
+    for _ in range(args.repeats):
+        for name, train in runs.items():
+            start = time.perf_counter()
+            models[name] = train()
+            best[name] = min(best[name], time.perf_counter() - start)
     rows = []
-    for name, train in runs.items():
-        model, seconds = timed(lambda t=train: t(x, args.epochs, args.batch_size, args.seed),
-                               args.repeats)
-        rate = args.epochs * len(x) / seconds
-        rows.append((name, rate, seconds, evaluate(model, x_test, seed=args.seed)["elbo"]))
+    for name in runs:
+        rate = args.epochs * len(x) / best[name]
+        test_elbo = evaluate(models[name], x_test, seed=args.seed)["elbo"]
+        rows.append((name, rate, best[name], test_elbo))
 
     flop = flop_per_sample(new_model(args.seed))
     gflops = matmul_gflops()
     floor = gflops * 1e9 / flop
-    fit_rate, loader_rate = rows[0][1], rows[2][1]
+    rate = {name: r for name, r, _, _ in rows}
+    fit_rate = rate["vaelib.fit"]
 
     print(f"VAE 784-400-20 (ReLU, Bernoulli), Adam lr 1e-3, batch {args.batch_size}, "
           f"{args.epochs} epochs on {len(x):,} digits, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}")
+          f"torch {torch.__version__}, best of {args.repeats}")
     print()
     print(f"| {'method':<22} | {'samples/s':>9} | {'seconds':>7} | {'test ELBO':>9} |")
     print(f"|{'-' * 24}|{'-' * 10}:|{'-' * 8}:|{'-' * 10}:|")
-    for name, rate, seconds, test_elbo in rows:
-        print(f"| {name:<22} | {rate:>9,.0f} | {seconds:>7.2f} | {test_elbo:>9.2f} |")
+    for name, r, seconds, test_elbo in rows:
+        print(f"| {name:<22} | {r:>9,.0f} | {seconds:>7.2f} | {test_elbo:>9.2f} |")
     print(f"| {'matmul floor':<22} | {floor:>9,.0f} | {'':>7} | {'':>9} |")
     print()
-    print(f"fit / DataLoader speed-up: {fit_rate / loader_rate:.2f}x "
-          f"(target >= 2.5x); fit / plain loop: {fit_rate / rows[1][1]:.2f}")
+    print(f"fit / DataLoader (example): {fit_rate / rate['DataLoader (example)']:.2f}x "
+          f"(target >= 2.5x); fit / DataLoader (tensors): "
+          f"{fit_rate / rate['DataLoader (tensors)']:.2f}x; "
+          f"fit / plain loop: {fit_rate / rate['plain in-memory loop']:.2f}x")
     print(f"floor: {flop / 1e6:.3f} MFLOP per sample (3 x 2 x {flop // 6:,} multiply-adds), "
           f"matmul {gflops:.1f} GFLOP/s -> {floor:,.0f} samples/s; fit reaches "
           f"{fit_rate / floor:.0%} of it")
