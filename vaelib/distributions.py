@@ -36,7 +36,7 @@ def reparameterize(
             ``K`` samples); drawn from :math:`\mathcal N(0, I)` when ``None``.
 
     Returns:
-        z: shape of ``mu`` broadcast with ``eps``.
+        ``z``, with the shape of ``mu`` broadcast against ``eps``.
     """
     if mu.shape != logvar.shape:
         raise ValueError(

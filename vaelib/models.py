@@ -89,6 +89,7 @@ class Perceptron(nn.Module):
         self.activation = _activation(activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The output :math:`y(x)` ``(B,)`` for ``x`` ``(B, D)``."""
         return self.activation(self.linear(x)).squeeze(-1)
 
 
@@ -135,6 +136,7 @@ class Autoencoder(nn.Module):
         return torch.sigmoid(x_hat) if self.output == "sigmoid" else x_hat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The reconstruction :math:`y(x) = g(f(x))` ``(B, D)``."""
         return self.decode(self.encode(x))
 
     def loss(self, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,0 +1,21 @@
+"""Shared pytest options: the browser test of the built site runs only when asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--site",
+        action="store_true",
+        help="also run tests/test_site.py, the browser test of _build/html (after 'make book')",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if collection_path.name == "test_site.py" and not config.getoption("--site"):
+        return True
+    return None
