@@ -3,6 +3,8 @@
 #   make book    build the website into _build/html (executes every chapter notebook)
 #   make test    run the vaelib tests and every chapter notebook top to bottom
 #   make serve   serve _build/html at http://127.0.0.1:8000
+#   make site-test  open every built page in headless Chromium (after make book)
+#   make screenshots  serve the screenshots that site-test took
 #   make lint    ruff over vaelib, tests and benchmarks
 #   make bench   run the training benchmark
 #   make clean   remove _build
@@ -23,10 +25,10 @@ PORT   ?= 8000
 NB_ENV   := env -u MPLBACKEND
 TEST_ENV := env MPLBACKEND=Agg
 
-.PHONY: help venv book test serve lint bench clean
+.PHONY: help venv book test site-test screenshots serve lint bench clean
 
 help:
-	@sed -n '3,9p' Makefile
+	@sed -n '3,11p' Makefile
 
 venv: $(STAMP)
 
@@ -50,6 +52,14 @@ ifneq ($(wildcard chapters/*.ipynb),)
 else
 	@echo "no chapters/*.ipynb yet: notebook run skipped"
 endif
+
+# Needs Debian's chromium (/usr/bin/chromium; .ci/run installs it) and a built _build/html.
+site-test: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m pytest --site tests/test_site.py
+
+screenshots:
+	@test -d _build/site-check || { echo "no screenshots yet: run 'make site-test' first"; exit 1; }
+	$(PYTHON) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/site-check
 
 serve:
 	@test -f _build/html/index.html || { echo "no _build/html yet: run 'make book' first"; exit 1; }

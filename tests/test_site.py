@@ -121,9 +121,9 @@ def _open(browser, server: str, page_path: str):
     page.on("requestfailed", lambda req: log.failed.append(f"{req.url} ({req.failure})"))
     page.on(
         "response",
-        lambda resp: log.failed.append(f"{resp.url} (HTTP {resp.status})")
-        if resp.status >= 400
-        else None,
+        lambda resp: (
+            log.failed.append(f"{resp.url} (HTTP {resp.status})") if resp.status >= 400 else None
+        ),
     )
     page.on("console", lambda m: log.console.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: log.console.append(f"uncaught: {e}"))
