@@ -1,5 +1,7 @@
 """vaelib.models: shapes, configurations and clear errors."""
 
+import math
+
 import pytest
 import torch
 
@@ -99,3 +101,30 @@ def test_decode_rejects_wrong_latent_size():
     model = VAE(VAEConfig(x_dim=4, hidden_dim=8, z_dim=2))
     with pytest.raises(ValueError, match="z_dim=2"):
         model.decode(torch.zeros(1, 3))
+
+
+def test_fixed_decoder_variance_is_a_gaussian_with_that_variance():
+    torch.manual_seed(0)
+    logvar = 2 * math.log(0.1)  # sigma = 0.1 for every pixel
+    model = VAE(
+        VAEConfig(x_dim=6, hidden_dim=8, z_dim=2, likelihood="gaussian"), decoder_logvar=logvar
+    )
+    assert model.decoder[-1].out_features == 6  # means only: nothing to learn for sigma
+    x, z = torch.rand(4, 6), torch.randn(3, 4, 2)
+    expected = torch.distributions.Normal(model.decode(z), 0.1).log_prob(x).sum(-1)
+    assert torch.allclose(model.log_px_given_z(x, z), expected, atol=1e-5)
+    learned = VAE(VAEConfig(x_dim=6, hidden_dim=8, z_dim=2, likelihood="gaussian"))
+    assert learned.decoder[-1].out_features == 2 * 6  # the default is unchanged
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"decoder_logvar": -2.0}, 'needs likelihood="gaussian"'),
+        ({"likelihood": "gaussian", "decoder_logvar": float("nan")}, "finite number"),
+        ({"likelihood": "gaussian", "decoder_logvar": "0.1"}, "finite number"),
+    ],
+)
+def test_bad_decoder_variance_is_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        VAEConfig(**kwargs)

@@ -6,13 +6,15 @@ The VAE follows Kingma & Welling (2014), Sec. 3 and Appendix C:
   whose last layer gives ``mu`` and ``logvar`` = :math:`\log\sigma^2`;
 * prior :math:`p(z) = \mathcal N(0, I)`;
 * decoder :math:`p_\theta(x|z)`: Bernoulli (an MLP gives the logits) for binary or grey-level
-  data in [0, 1], or Gaussian with sigmoid means and a learned log-variance for continuous data.
+  data in [0, 1], or Gaussian with sigmoid means and a learned log-variance for continuous data
+  (or, with ``VAEConfig.decoder_logvar``, one fixed variance for every pixel).
 
 Shapes: ``x`` is ``(B, D)``, ``z`` is ``(B, L)`` or ``(K, B, L)`` for ``K`` samples.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -151,10 +153,15 @@ class Autoencoder(nn.Module):
 
 @dataclass
 class VAEConfig:
-    """Hyper-parameters of :class:`VAE`. Defaults: the PyTorch example (784-400-20, ReLU).
+    r"""Hyper-parameters of :class:`VAE`. Defaults: the PyTorch example (784-400-20, ReLU).
 
     The paper's settings (Kingma & Welling 2014, Sec. 5): ``activation="tanh"``,
     ``init_std=0.01``, one hidden layer, ``likelihood="gaussian"`` for Frey Face.
+
+    ``decoder_logvar`` (Gaussian decoder only) replaces the learned per-pixel
+    :math:`\log\sigma^2(z)` by one fixed value: a learned variance can shrink towards zero on
+    pixels that are easy to predict, and the density, and with it the ELBO, then grows without
+    bound (the chapter *A VAE on real data* shows this on Frey Face).
     """
 
     x_dim: int = 784  # D, pixels per image (28 x 28 for MNIST, 28 x 20 for Frey Face)
@@ -166,6 +173,9 @@ class VAEConfig:
     init_std: float | None = (
         None  # N(0, init_std^2) init of all weights and biases; None: PyTorch's
     )
+    # Gaussian decoder only: None learns log sigma^2(z) per pixel (the paper); a number fixes
+    # log sigma^2 for every pixel, so the density cannot grow without bound as sigma -> 0
+    decoder_logvar: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("x_dim", "hidden_dim", "z_dim", "num_hidden_layers"):
@@ -180,6 +190,19 @@ class VAEConfig:
         _activation(self.activation)
         if self.init_std is not None and not self.init_std > 0:
             raise ValueError(f"VAEConfig.init_std must be positive or None, got {self.init_std}.")
+        if self.decoder_logvar is not None:
+            if self.likelihood != "gaussian":
+                raise ValueError(
+                    "VAEConfig.decoder_logvar fixes the variance of the Gaussian decoder; it "
+                    f'needs likelihood="gaussian", got likelihood={self.likelihood!r}.'
+                )
+            if isinstance(self.decoder_logvar, bool) or not (
+                isinstance(self.decoder_logvar, (int, float)) and math.isfinite(self.decoder_logvar)
+            ):
+                raise ValueError(
+                    "VAEConfig.decoder_logvar must be a finite number (log sigma^2, e.g. "
+                    f"2 * math.log(0.1)) or None, got {self.decoder_logvar!r}."
+                )
 
 
 class VAEOutput(NamedTuple):
@@ -213,8 +236,10 @@ class VAE(nn.Module):
         hidden = [config.hidden_dim] * config.num_hidden_layers
         # encoder: x -> (mu, logvar), 2L outputs
         self.encoder = MLP(config.x_dim, hidden, 2 * config.z_dim, config.activation)
-        # decoder: z -> logits (Bernoulli, D outputs) or (mean logits, logvar) (Gaussian, 2D)
-        out = config.x_dim * (2 if config.likelihood == "gaussian" else 1)
+        # decoder: z -> logits (Bernoulli, D outputs) or (mean logits, logvar) (Gaussian, 2D;
+        # D when the log-variance is fixed by config.decoder_logvar)
+        learned_logvar = config.likelihood == "gaussian" and config.decoder_logvar is None
+        out = config.x_dim * (2 if learned_logvar else 1)
         self.decoder = MLP(config.z_dim, hidden, out, config.activation)
         if config.init_std is not None:
             for p in self.parameters():
@@ -246,6 +271,8 @@ class VAE(nn.Module):
             )
         out = self.decoder(z)
         if self.config.likelihood == "gaussian":
+            if self.config.decoder_logvar is not None:  # one fixed sigma^2 for every pixel
+                return out, torch.full_like(out, float(self.config.decoder_logvar))
             mean_logits, logvar = out.chunk(2, dim=-1)
             return mean_logits, logvar
         return out, None
