@@ -1,0 +1,78 @@
+"""vaelib.backprop: hand-written derivatives and backward pass against torch autograd."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vaelib.backprop import (
+    ACTIVATION_FUNCTIONS,
+    backward,
+    forward,
+    layer_params,
+    mse,
+    mse_grad,
+)
+from vaelib.models import MLP
+
+TORCH_ACTIVATIONS = {
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "identity": lambda a: a,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATION_FUNCTIONS))
+def test_activation_and_derivative_match_torch_and_autograd(name):
+    f, df = ACTIVATION_FUNCTIONS[name]
+    a = torch.linspace(-6, 6, 1201, dtype=torch.float64, requires_grad=True)  # includes 0
+    assert torch.allclose(f(a), TORCH_ACTIVATIONS[name](a))
+    (grad,) = torch.autograd.grad(TORCH_ACTIVATIONS[name](a).sum(), a)
+    assert torch.allclose(df(a.detach()), grad, atol=1e-12)
+
+
+def test_mse_and_its_gradient():
+    y = torch.randn(7, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(7, dtype=torch.float64)
+    loss = mse(y, t)
+    assert torch.allclose(loss, torch.nn.functional.mse_loss(y, t))
+    (grad,) = torch.autograd.grad(loss, y)
+    assert torch.allclose(mse_grad(y.detach(), t), grad)
+    with pytest.raises(ValueError, match="same shape"):
+        mse(torch.zeros(3, 1), torch.zeros(3))
+
+
+def test_layer_params_use_the_book_convention():
+    net = MLP(5, [4], 2)
+    (w1, b1), (w2, b2) = layer_params(net)
+    assert w1.shape == (5, 4) and b1.shape == (4,) and w2.shape == (4, 2)
+    x = torch.randn(3, 5)
+    assert torch.allclose(net[0](x), x @ w1 + b1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(1, 6), min_size=2, max_size=5),
+    st.sampled_from(["sigmoid", "tanh", "relu"]),
+    st.integers(0, 10_000),
+)
+def test_forward_and_backward_match_the_module_and_autograd(sizes, activation, seed):
+    torch.manual_seed(seed)
+    net = MLP(sizes[0], sizes[1:-1], sizes[-1], activation=activation).double()
+    x = torch.randn(8, sizes[0], dtype=torch.float64)
+    t = torch.randn(8, sizes[-1], dtype=torch.float64)
+    params = layer_params(net)
+    y, cache = forward(params, x, activation)
+    assert torch.allclose(y, net(x))
+    grads = backward(params, cache, mse_grad(y, t), activation)
+    mse(net(x), t).backward()
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    for (dw, db), linear in zip(grads, linears):
+        assert torch.allclose(dw, linear.weight.grad.T, atol=1e-12)
+        assert torch.allclose(db, linear.bias.grad, atol=1e-12)
+
+
+def test_unknown_activation_is_named():
+    with pytest.raises(ValueError, match="unknown activation"):
+        forward(layer_params(MLP(2, [], 1)), torch.zeros(1, 2), "swish")

@@ -1,0 +1,92 @@
+"""vaelib.pca against the eigendecomposition of the covariance, scikit-learn and direct sums."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vaelib.pca import linear_autoencoder_loss, pca, pca_decode, pca_encode
+
+
+def _data(seed: int, n: int = 200, d: int = 6) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    scales = torch.linspace(3.0, 0.2, d, dtype=torch.float64)  # distinct variances
+    return torch.randn(n, d, generator=gen, dtype=torch.float64) * scales + 1.5
+
+
+def test_components_are_the_top_right_singular_vectors_of_the_centred_data():
+    x = _data(0)
+    p = pca(x, 3)
+    centred = x - x.mean(0)
+    _, singular_values, vt = torch.linalg.svd(centred, full_matrices=False)
+    assert torch.allclose(p.variances, singular_values[:3] ** 2 / len(x), atol=1e-10)
+    overlap = (p.components.T @ vt[:3].T).abs()  # equal up to sign
+    assert torch.allclose(overlap, torch.eye(3, dtype=torch.float64), atol=1e-8)
+    assert torch.allclose(p.components.T @ p.components, torch.eye(3, dtype=torch.float64))
+    assert p.total_variance.item() == pytest.approx((singular_values**2).sum().item() / len(x))
+
+
+def test_matches_sklearn_up_to_sign_and_the_variance_convention():
+    decomposition = pytest.importorskip("sklearn.decomposition")
+    x = _data(1)
+    p = pca(x, 4)
+    reference = decomposition.PCA(n_components=4).fit(x.numpy())
+    overlap = np.abs(p.components.numpy().T @ reference.components_.T)
+    assert np.allclose(overlap, np.eye(4), atol=1e-8)
+    n = len(x)  # scikit-learn divides by N - 1, vaelib by N
+    assert np.allclose(p.variances.numpy(), reference.explained_variance_ * (n - 1) / n)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 5))
+def test_reconstruction_error_is_the_sum_of_the_discarded_variances(seed, k):
+    x = _data(seed)
+    p = pca(x, k)
+    full = pca(x, x.shape[1])
+    x_hat = pca_decode(p, pca_encode(p, x))
+    error = ((x_hat - x) ** 2).sum(1).mean()
+    assert error.item() == pytest.approx(full.variances[k:].sum().item(), rel=1e-9, abs=1e-12)
+
+
+def test_signs_are_fixed():
+    x = _data(2)
+    p = pca(x, 3)
+    rows = p.components.abs().argmax(0)
+    assert (p.components[rows, torch.arange(3)] > 0).all()
+    assert torch.equal(pca(-x + 0.0, 3).components, p.components)  # same subspace, same basis
+
+
+def test_rejects_too_many_components():
+    with pytest.raises(ValueError, match="at most"):
+        pca(torch.randn(4, 6), 7)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 4))
+def test_linear_autoencoder_loss_equals_the_mean_over_the_data(seed, k):
+    x = _data(seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    w_e = torch.randn(6, k, generator=gen, dtype=torch.float64)
+    w_d = torch.randn(k, 6, generator=gen, dtype=torch.float64)
+    centred = x - x.mean(0)
+    cov = centred.T @ centred / len(x)
+    direct = ((centred @ w_e @ w_d - centred) ** 2).sum(1).mean()
+    assert linear_autoencoder_loss(w_e, w_d, cov).item() == pytest.approx(direct.item(), rel=1e-10)
+
+
+def test_linear_autoencoder_loss_gradient_matches_the_direct_form():
+    x = _data(3)
+    centred = x - x.mean(0)
+    cov = centred.T @ centred / len(x)
+    w_e = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    w_d = torch.randn(2, 6, dtype=torch.float64, requires_grad=True)
+    fast = torch.autograd.grad(linear_autoencoder_loss(w_e, w_d, cov), (w_e, w_d))
+    direct = ((centred @ w_e @ w_d - centred) ** 2).sum(1).mean()
+    slow = torch.autograd.grad(direct, (w_e, w_d))
+    assert all(torch.allclose(a, b) for a, b in zip(fast, slow))
+
+
+def test_linear_autoencoder_loss_checks_shapes():
+    with pytest.raises(ValueError, match="expected encoder_weight"):
+        linear_autoencoder_loss(torch.randn(6, 2), torch.randn(6, 2), torch.eye(6))
