@@ -78,7 +78,7 @@ def gradient_descent(
         return torch.stack(iterates)
     x = np.asarray(x0, dtype=np.float64)
     iterates = [x]
-    with np.errstate(over="ignore", invalid="ignore"):  # a divergent run may overflow to inf
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence may overflow
         for _ in range(steps):
             x = x - lr * np.asarray(grad(x), dtype=np.float64)
             iterates.append(x)
