@@ -25,6 +25,12 @@ PORT   ?= 8000
 NB_ENV   := env -u MPLBACKEND
 TEST_ENV := env MPLBACKEND=Agg
 
+# Data: like .ci/run, let vaelib's loaders copy a file missing from their cache (Frey Face) from
+# ../shared/data, the offline copies next to the clone, when that folder exists and
+# VAELIB_DATA_MIRROR is not already set (an empty value means "no mirror").
+VAELIB_DATA_MIRROR ?= $(abspath $(wildcard ../shared/data))
+export VAELIB_DATA_MIRROR
+
 .PHONY: help venv book test site-test screenshots serve lint bench clean
 
 help:
