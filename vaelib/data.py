@@ -249,7 +249,8 @@ def fetch(
         f"{remote.name}{size} is not available. Looked in: {', '.join(looked)} "
         f"({mirror_hint}).\n{tried}"
         f"To fix: set VAELIB_DATA_MIRROR to a folder that contains {remote.name}, or download "
-        f"{remote.urls[0]} yourself and save it as {dest} (SHA-256 {remote.sha256})."
+        f"{remote.urls[0] if remote.urls else 'it'} yourself and save it as {dest} "
+        f"(SHA-256 {remote.sha256})."
     )
 
 
