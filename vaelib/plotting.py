@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
-from scipy.stats import norm
 
 MNIST_SHAPE = (28, 28)
 FREY_SHAPE = (28, 20)
@@ -90,7 +89,7 @@ def latent_grid(n: int = 20, quantile_range: tuple[float, float] = (0.05, 0.95))
     lo, hi = quantile_range
     if not 0 < lo < hi < 1:
         raise ValueError(f"quantile_range must satisfy 0 < lo < hi < 1, got {quantile_range}.")
-    values = norm.ppf(np.linspace(lo, hi, n))
+    values = torch.special.ndtri(torch.linspace(lo, hi, n, dtype=torch.float64)).numpy()
     z1, z2 = np.meshgrid(values, values[::-1])
     return torch.tensor(np.stack([z1.ravel(), z2.ravel()], axis=1), dtype=torch.float32)
 
