@@ -15,9 +15,10 @@ import pytest
 import torch
 from scipy.io import savemat
 
+import vaelib
 import vaelib.data as data
 from vaelib.cli import main
-from vaelib.models import VAE, VAEConfig
+from vaelib.models import VAE
 
 FIGURES = {"reconstructions.png", "samples.png", "curves.png"}
 
@@ -45,15 +46,79 @@ def test_train_mnist_writes_metrics_model_and_figures(tmp_path: Path, capsys) ->
     assert metrics["model"]["likelihood"] == "bernoulli" and metrics["model"]["z_dim"] == 2
     assert metrics["config"]["seed"] == 0 and metrics["config"]["out"] == str(out)
     assert len(metrics["history"]["train_elbo"]) == 1 and metrics["seconds"] > 0
-    model = VAE(VAEConfig(**metrics["model"]))
-    model.load_state_dict(torch.load(out / "model.pt"))
+    model, history = vaelib.load(out / "model.pt", with_history=True)
+    assert isinstance(model, VAE) and model.config.z_dim == 2 and len(history) == 1
+    assert torch.load(out / "model.pt", weights_only=True)["format"] == "vaelib-model"
+    x = torch.rand(3, 784)
+    assert model.encode(x)[0].shape == (3, 2)
     assert "test ELBO" in capsys.readouterr().out
+    assert not list(tmp_path.glob(".run.*"))  # no staging or backup folder is left
 
 
 def test_no_manifold_unless_z_dim_is_2(tmp_path: Path) -> None:
-    assert _run(tmp_path, "--z-dim", "3", "--binarize", "static") == 0
-    names = {p.name for p in tmp_path.iterdir()}
+    out = tmp_path / "run"
+    assert _run(out, "--z-dim", "3", "--binarize", "static") == 0
+    names = {p.name for p in out.iterdir()}
     assert FIGURES <= names and "manifold.png" not in names
+
+
+def test_rerun_replaces_the_folder_without_stale_figures(tmp_path: Path, capsys) -> None:
+    """Regression: re-running into a folder left the old run's figures behind."""
+    out = tmp_path / "run"
+    assert _run(out, "--z-dim", "2") == 0 and (out / "manifold.png").exists()
+    assert _run(out, "--z-dim", "3") == 2  # an existing run is not replaced silently
+    assert "--overwrite" in capsys.readouterr().err
+    assert _run(out, "--z-dim", "3", "--overwrite") == 0
+    assert not (out / "manifold.png").exists()
+    assert json.loads((out / "metrics.json").read_text())["model"]["z_dim"] == 3
+
+
+def test_an_unwritable_out_fails_before_training(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Regression: --out was checked only after training, so a bad folder lost the run."""
+    import vaelib.train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("fit must not start")
+
+    monkeypatch.setattr(vaelib.train, "fit", no_training)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert _run(blocker / "run") == 2
+    assert "cannot write the run" in capsys.readouterr().err
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    try:
+        if not __import__("os").access(readonly, __import__("os").W_OK):  # not as root
+            assert _run(readonly / "run") == 2
+    finally:
+        readonly.chmod(0o700)
+
+
+def test_interrupted_run_leaves_out_alone_and_resumes(tmp_path: Path, monkeypatch,
+                                                      capsys) -> None:
+    """Regression: Ctrl-C after model.pt left a folder without metrics.json."""
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    original = VAE.log_px_given_z
+
+    def interrupt_in_epoch_2(self, x, z):
+        calls["n"] += 1
+        if calls["n"] == 6:  # epoch 1: 2 steps + evaluation + active units; then epoch 2
+            raise KeyboardInterrupt
+        return original(self, x, z)
+
+    monkeypatch.setattr(VAE, "log_px_given_z", interrupt_in_epoch_2)
+    assert _run(out, "--epochs", "3") == 130
+    assert not out.exists() and "--resume" in capsys.readouterr().err
+    assert (tmp_path / ".run.partial" / "checkpoint.pt").exists()
+    monkeypatch.setattr(VAE, "log_px_given_z", original)
+    assert _run(out, "--epochs", "3", "--resume") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["history"]["epoch"] == [1.0, 2.0, 3.0]
+    assert _run(tmp_path / "straight", "--epochs", "3") == 0
+    straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert straight["history"]["train_elbo"] == metrics["history"]["train_elbo"]
 
 
 def test_train_frey_uses_a_gaussian_decoder(tmp_path: Path, monkeypatch) -> None:
@@ -83,7 +148,7 @@ def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path: Path, monkeypat
     assert _run(tmp_path / "out", "--dataset", "frey") == 1
     err = capsys.readouterr().err
     assert err.startswith("error: frey_rawface.mat") and "VAELIB_DATA_MIRROR" in err
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.partial").exists()
 
 
 @pytest.mark.parametrize(
@@ -93,6 +158,8 @@ def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path: Path, monkeypat
         (["--z-dim", "-1"], "--z-dim must be >= 1"),
         (["--dataset", "cifar"], "invalid choice: 'cifar'"),
         (["--limit", "0"], "--limit must be >= 1"),
+        (["--warmup", "0"], "--warmup must be >= 1"),
+        (["--free-bits", "-1"], "--free-bits must be >= 0"),
     ],
 )
 def test_bad_arguments_exit_with_usage(tmp_path: Path, capsys, args, message) -> None:
@@ -103,7 +170,7 @@ def test_bad_arguments_exit_with_usage(tmp_path: Path, capsys, args, message) ->
 
 
 def test_activation_is_checked(tmp_path: Path, capsys) -> None:
-    assert _run(tmp_path, "--activation", "swish") == 2
+    assert _run(tmp_path / "run", "--activation", "swish") == 2
     assert "unknown activation 'swish'" in capsys.readouterr().err
 
 

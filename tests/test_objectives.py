@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from vaelib import VAE, VAEConfig
+from vaelib.book.linear_gaussian import LinearGaussian
 from vaelib.distributions import kl_normal_standard
-from vaelib.linear_gaussian import LinearGaussian
 from vaelib.objectives import _log_weights, elbo, elbo_from_posterior, iwae_bound, log_likelihood
 
 
@@ -111,7 +111,7 @@ def test_vae_elbo_shapes_and_bound():
 def test_gaussian_vae_elbo():
     torch.manual_seed(5)
     model = VAE(VAEConfig(x_dim=10, hidden_dim=8, z_dim=2, likelihood="gaussian"))
-    terms = elbo(model, torch.randn(4, 10))
+    terms = elbo(model, torch.rand(4, 10))
     assert torch.isfinite(terms.elbo).all()
 
 
@@ -129,3 +129,25 @@ def test_elbo_nats_per_example_scale():
     model = VAE(VAEConfig(x_dim=784, hidden_dim=32, z_dim=2, init_std=1e-4))
     terms = elbo(model, torch.rand(3, 784).round())
     assert torch.allclose(-terms.log_px, torch.full((3,), 784 * math.log(2)), rtol=1e-3)
+
+
+def test_iwae_bound_is_computed_in_chunks_of_bounded_size(lg, x):
+    """Regression: iwae_bound held K x B x D values at once. With the exact posterior as q every
+    log-weight is log p(x), so any chunking gives log p(x) exactly; and no chunk decodes more
+    than chunk_size samples."""
+    sizes = []
+
+    class Recording(ShiftedPosterior):
+        def log_px_given_z(self, x, z):
+            sizes.append(z.shape[0])
+            return super().log_px_given_z(x, z)
+
+    exact = lg.log_marginal(x)
+    for chunk in (1, 7, 1000):
+        sizes.clear()
+        bound = iwae_bound(Recording(lg), x, num_samples=50, chunk_size=chunk)
+        assert torch.allclose(bound, exact, atol=1e-9)
+        assert max(sizes) == min(chunk, 50) and sum(sizes) == 50
+    sizes.clear()
+    iwae_bound(Recording(lg), x, num_samples=5000)  # default: about 2**22 numbers at once
+    assert max(sizes) * len(x) * lg.x_dim <= 2**22 and sum(sizes) == 5000

@@ -51,3 +51,37 @@ def test_helpers_draw_on_the_given_axes_and_return_them():
 def test_manifold_needs_two_latent_dimensions():
     with pytest.raises(ValueError, match="z_dim=2"):
         plot_manifold(VAE(VAEConfig(x_dim=12, hidden_dim=8, z_dim=3)))
+
+
+def test_manifold_grid_follows_the_model_s_dtype_and_device():
+    """Regression: plot_manifold built its grid on the CPU in float32 whatever the model."""
+    model = VAE(VAEConfig(x_dim=12, hidden_dim=8, z_dim=2, seed=0)).double()
+    fig, ax = plt.subplots()
+    plot_manifold(model, n=3, image_shape=(3, 4), ax=ax)  # float32 grid would fail here
+    expected = model.decode(latent_grid(3).double())
+    shown = ax.get_images()[0].get_array()
+    assert np.allclose(shown, tile_images(expected.detach(), 3, (3, 4), padding=0))
+    plt.close(fig)
+
+
+def test_image_rows_labels_every_row_and_clips():
+    from vaelib.plotting import image_rows
+
+    fig = image_rows([("a", torch.rand(5, 784)), ("b", torch.rand(5, 784) * 3 - 1)])
+    axes = fig.get_axes()
+    assert [ax.texts[0].get_text() for ax in axes] == ["a", "b"]
+    data = axes[1].get_images()[0].get_array()
+    assert data.min() >= 0 and data.max() <= 1
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least one"):
+        image_rows([])
+
+
+def test_latent_scatter_legend_outside():
+    fig, ax = plt.subplots()
+    plot_latent_scatter(torch.randn(30, 2), torch.arange(30) % 3, ax=ax, legend="outside")
+    legend = ax.get_legend()
+    assert legend.get_title().get_text() == "digit" and len(legend.get_texts()) == 3
+    plt.close(fig)
+    with pytest.raises(ValueError, match="legend must be"):
+        plot_latent_scatter(torch.randn(3, 2), ax=ax, legend="left")

@@ -3,13 +3,19 @@ clear messages; evaluate equals a direct computation of the ELBO."""
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pytest
 import torch
 
+import vaelib
 from vaelib.data import load_mnist
+from vaelib.diagnostics import CollapseWarning
+from vaelib.distributions import kl_normal_standard_per_dim
 from vaelib.models import VAE, Autoencoder, VAEConfig
-from vaelib.objectives import elbo
-from vaelib.train import History, evaluate, fit
+from vaelib.objectives import elbo, iwae_bound
+from vaelib.train import History, TrainingDiverged, _StepLoss, evaluate, fit, linear_warmup
 
 SMALL = VAEConfig(x_dim=784, hidden_dim=64, z_dim=4)
 
@@ -49,10 +55,12 @@ def test_history_length_and_keys(digits) -> None:
     history = fit(_model(), x[:100], x_test[:50], epochs=3, batch_size=40, progress="none")
     assert isinstance(history, History) and len(history) == 3
     assert history.keys() == [
-        "epoch", "train_elbo", "train_log_px", "train_kl",
-        "test_elbo", "test_log_px", "test_kl", "seconds",
+        "epoch", "samples", "train_elbo", "train_log_px", "train_kl",
+        "test_elbo", "test_log_px", "test_kl", "active_units", "seconds",
     ]
     assert history["epoch"] == [1.0, 2.0, 3.0] and history.epoch == history["epoch"]
+    assert history["samples"] == [100.0, 200.0, 300.0]  # training examples processed
+    assert history.stopped is None and history.best_epoch is None
     for key in history.keys():
         assert len(history[key]) == 3
     for tr, lp, kl in zip(history.train_elbo, history.train_log_px, history.train_kl):
@@ -67,10 +75,13 @@ def test_history_length_and_keys(digits) -> None:
 
 
 def test_same_seed_same_history_and_parameters_bit_for_bit(digits) -> None:
+    """Regression: fit's seed promise must hold for two FRESH models built with one config seed
+    (the global RNG state is different before each construction)."""
     x, _, x_test = digits
     runs = []
-    for _ in range(2):
-        model = _model(seed=1)
+    for garbage in range(2):
+        torch.rand(garbage + 5)  # move the global RNG: the config seed must not depend on it
+        model = VAE(VAEConfig(x_dim=784, hidden_dim=64, z_dim=4, seed=1))
         history = fit(model, x[:300], x_test[:100], epochs=2, batch_size=32, seed=7,
                       progress="none")
         runs.append((model, history))
@@ -80,7 +91,7 @@ def test_same_seed_same_history_and_parameters_bit_for_bit(digits) -> None:
             assert hist_a[key] == hist_b[key], key
     for p, q in zip(model_a.parameters(), model_b.parameters()):
         assert torch.equal(p, q)
-    model_c = _model(seed=1)
+    model_c = VAE(VAEConfig(x_dim=784, hidden_dim=64, z_dim=4, seed=1))
     hist_c = fit(model_c, x[:300], epochs=2, batch_size=32, seed=8, progress="none")
     assert hist_c["train_elbo"] != hist_a["train_elbo"]  # the seed matters
 
@@ -97,7 +108,7 @@ def test_autoencoder_is_trained_on_its_loss(digits) -> None:
     torch.manual_seed(0)
     model = Autoencoder(784, 8, hidden_dims=(64,))
     history = fit(model, x, x_test, epochs=3, batch_size=50, lr=3e-3, progress="none")
-    assert history.keys() == ["epoch", "train_loss", "test_loss", "seconds"]
+    assert history.keys() == ["epoch", "samples", "train_loss", "test_loss", "seconds"]
     assert history.train_loss[-1] < history.train_loss[0]
     expected = model.loss(x_test).mean().item()
     assert evaluate(model, x_test) == {"loss": pytest.approx(expected, rel=1e-5)}
@@ -131,8 +142,9 @@ BAD_DATA = [
     (lambda x: torch.where(x > 0.99, float("nan"), x), ValueError, "NaN"),
     (lambda x: x * 255, ValueError, r"\[0, 1\] for a Bernoulli decoder"),
     (lambda x: x[:0], ValueError, "non-empty"),
-    (lambda x: x.reshape(10, 10, 784), ValueError, r"matrix \(N, 784\)"),
-    (lambda x: x.numpy(), TypeError, "torch.Tensor"),
+    (lambda x: x.reshape(10, 10, 784), ValueError, r"shape \(batch, 784\)"),
+    (lambda x: x.tolist(), TypeError, "torch.Tensor or a numpy array"),
+    (lambda x: (x.numpy() * 255).astype("uint8"), TypeError, "integer array"),
 ]
 
 
@@ -153,8 +165,14 @@ BAD_SETTINGS = [
     ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1"),
     ({"num_samples": 0}, ValueError, "num_samples must be an integer >= 1"),
     ({"optimizer": "sgd"}, ValueError, "unknown optimizer 'sgd'; choose one of"),
-    ({"lr": -1.0}, ValueError, "lr must be a positive number"),
-    ({"lr": float("nan")}, ValueError, "lr must be a positive number"),
+    ({"lr": -1.0}, ValueError, "lr must be positive"),
+    ({"lr": float("nan")}, ValueError, "lr must be finite"),
+    ({"lr": "0.1"}, ValueError, "lr must be a number"),
+    ({"objective": "vi"}, ValueError, "unknown objective"),
+    ({"kl_weight": -1.0}, ValueError, "kl_weight must be >= 0"),
+    ({"free_bits": -0.5}, ValueError, "free_bits must be >= 0"),
+    ({"early_stopping": 3}, ValueError, "early_stopping watches the test ELBO"),
+    ({"callbacks": [3]}, TypeError, "callable"),
     ({"progress": "fancy"}, ValueError, "progress must be"),
 ]
 
@@ -172,23 +190,82 @@ def test_fit_rejects_models_it_cannot_train(digits) -> None:
 
 
 def test_the_data_is_checked_in_the_model_s_terms(digits) -> None:
-    """A Gaussian decoder accepts data outside [0, 1]; the Bernoulli one does not."""
+    """An unbounded Gaussian decoder accepts data outside [0, 1]; the Bernoulli one and the
+    sigmoid-mean Gaussian one do not, and each says what to use instead."""
     x = digits[0][:50] * 2 - 1
-    gaussian = _model(config=VAEConfig(x_dim=784, hidden_dim=32, z_dim=2, likelihood="gaussian"))
+    gaussian = _model(config=VAEConfig(x_dim=784, hidden_dim=32, z_dim=2, likelihood="gaussian",
+                                       decoder_mean="identity"))
     assert len(fit(gaussian, x, epochs=1, progress="none")) == 1
     linear_ae = Autoencoder(784, 2, hidden_dims=(8,), output="linear")
     assert len(fit(linear_ae, x, epochs=1, progress="none")) == 1
-    with pytest.raises(ValueError, match="Bernoulli"):
+    with pytest.raises(ValueError, match="Bernoulli.*decoder_mean=.identity"):
         fit(_model(), x, epochs=1, progress="none")
+    sigmoid_mean = _model(config=VAEConfig(x_dim=784, hidden_dim=32, z_dim=2,
+                                           likelihood="gaussian"))
+    with pytest.raises(ValueError, match="Gaussian decoder with decoder_mean=.sigmoid"):
+        fit(sigmoid_mean, x, epochs=1, progress="none")
 
 
-def test_divergence_is_reported(digits) -> None:
-    class Broken(Autoencoder):
-        def loss(self, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
-            return super().loss(x, target) * float("nan")
+class _Exploding(VAE):
+    """A VAE whose likelihood turns into `value` once `after` calls have been made."""
 
-    with pytest.raises(FloatingPointError, match="epoch 1; lower the learning rate"):
-        fit(Broken(784, 2, hidden_dims=(8,)), digits[0][:50], epochs=2, progress="none")
+    def __init__(self, value: float, after: int) -> None:
+        super().__init__(VAEConfig(x_dim=784, hidden_dim=16, z_dim=2, seed=0))
+        self.value, self.after, self.calls = value, after, 0
+
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        out = super().log_px_given_z(x, z)
+        return out + self.value if self.calls > self.after else out
+
+
+@pytest.mark.parametrize("value", [float("nan"), -1e33])
+def test_divergence_rolls_back_and_keeps_the_history(digits, value) -> None:
+    """Regression: a finite but exploding ELBO (-1e33) passed silently; after a NaN the model
+    kept NaN weights and the finished epochs' history was lost."""
+    x = digits[0][:100]  # 2 steps per epoch; evaluation adds calls, so count them
+    reference = _Exploding(0.0, 10**9)
+    fit(reference, x, epochs=1, batch_size=50, progress="none")  # one good epoch
+    model = _Exploding(value, after=reference.calls)  # explode after the first epoch
+    with pytest.raises(TrainingDiverged, match="rolled back to the end of epoch 1") as info:
+        fit(model, x, epochs=3, batch_size=50, progress="none")
+    assert isinstance(info.value, FloatingPointError)
+    assert len(info.value.history) == 1 and info.value.epoch == 2
+    for p, q in zip(model.parameters(), reference.parameters()):
+        assert torch.equal(p, q)  # the parameters after epoch 1, no NaN
+
+
+def test_interrupt_keeps_the_finished_epochs(digits, capsys) -> None:
+    """Regression: Ctrl-C lost the history. It returns the finished epochs and rolls the model
+    back to the end of the last one."""
+    x = digits[0][:100]
+    reference = _Exploding(0.0, 10**9)
+    fit(reference, x, epochs=2, batch_size=50, progress="none")
+
+    class Interrupted(_Exploding):
+        def log_px_given_z(self, x, z):
+            if self.calls == self.after:
+                raise KeyboardInterrupt
+            return super().log_px_given_z(x, z)
+
+    model = Interrupted(0.0, after=reference.calls + 1)  # in the middle of epoch 3
+    history = fit(model, x, epochs=5, batch_size=50, progress="log")
+    assert len(history) == 2 and history.stopped == "interrupted"
+    assert "interrupted" in capsys.readouterr().out
+    for p, q in zip(model.parameters(), reference.parameters()):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("VAELIB_DATA_MIRROR"),
+                    reason="needs the Frey Face file (VAELIB_DATA_MIRROR)")
+def test_frey_face_at_lr_0_1_diverges_loudly() -> None:
+    """The case found by a user: Frey Face, learned variance, Adam at lr 0.1."""
+    faces = vaelib.load_frey_faces("train")
+    model = VAE(VAEConfig(x_dim=560, hidden_dim=200, z_dim=2, likelihood="gaussian", seed=0))
+    with pytest.raises(TrainingDiverged) as info:
+        fit(model, faces, epochs=30, lr=0.1, progress="none")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert len(info.value.history) == info.value.epoch - 1
 
 
 def test_log_lines_about_ten_per_run(digits, capsys, monkeypatch) -> None:
@@ -214,3 +291,184 @@ def test_progress_bar_runs(digits, capsys) -> None:
     history = fit(model, digits[0][:20], epochs=2, batch_size=20, progress=True)
     assert len(history) == 2
     assert "2/2" in capsys.readouterr().err  # tqdm writes to stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Training options
+
+
+def _step(model, x, seed=0, **options):
+    """The loss of one step of each option, with the noise fixed by `seed`."""
+    defaults = {"objective": "elbo", "num_samples": 1, "kl_weight": lambda step: 1.0,
+                "free_bits": 0.0, "weight_prior": None, "n_train": len(x)}
+    step = _StepLoss(model, **{**defaults, **options})
+    torch.manual_seed(seed)
+    return step(x, 0)
+
+
+def test_kl_weight_scales_the_kl_term_of_the_loss(digits) -> None:
+    x = digits[0][:64]
+    model = _model()
+    loss, terms, beta = _step(model, x, kl_weight=lambda step: 0.25)
+    torch.manual_seed(0)
+    reference = elbo(model, x)
+    assert beta == 0.25
+    assert torch.allclose(loss, -(reference.log_px - 0.25 * reference.kl).mean())
+    assert torch.allclose(terms[0], reference.elbo)  # reported: the unweighted ELBO
+
+
+def test_free_bits_floor_each_dimension_s_batch_mean_kl(digits) -> None:
+    x = digits[0][:64]
+    model = _model()
+    loss, terms, _ = _step(model, x, free_bits=0.5)
+    mu, logvar = model.encode(x)
+    kl_dims = kl_normal_standard_per_dim(mu, logvar).mean(0)  # (J,)
+    assert (kl_dims < 0.5).any() and (kl_dims > 0.5).any() or (kl_dims < 0.5).all()
+    expected = -terms[1].mean() + torch.clamp(kl_dims, min=0.5).sum()
+    assert torch.allclose(loss, expected)
+    assert not torch.allclose(loss, -terms[0].mean())  # the floor is active here
+
+
+def test_iwae_objective_is_the_importance_weighted_bound(digits) -> None:
+    x = digits[0][:32]
+    model = _model()
+    loss, terms, _ = _step(model, x, objective="iwae", num_samples=5)
+    torch.manual_seed(0)
+    bound = iwae_bound(model, x, 5)
+    assert torch.allclose(loss, -bound.mean(), rtol=1e-5)
+    assert torch.allclose(terms[3], bound, rtol=1e-5)
+    assert (terms[3] >= terms[0] - 1e-4).all()  # L_K >= the ELBO with the same samples
+
+
+def test_weight_prior_adds_a_gaussian_prior_on_the_weights(digits) -> None:
+    x = digits[0][:32].double()
+    model = _model().double()  # float64: the difference of two losses near 550 is exact enough
+    plain, _, _ = _step(model, x)
+    with_prior, _, _ = _step(model, x, weight_prior=1.0, n_train=4000)
+    squares = sum(p.pow(2).sum() for p in model.parameters())
+    assert torch.allclose(with_prior - plain, 0.5 * squares / 4000)
+
+
+def test_linear_warmup_schedule_and_history(digits) -> None:
+    schedule = linear_warmup(10)
+    assert [schedule(t) for t in (0, 5, 10, 20)] == [0.0, 0.5, 1.0, 1.0]
+    x = digits[0][:100]
+    history = fit(_model(), x, epochs=3, batch_size=25, kl_weight=linear_warmup(8),
+                  progress="none")
+    # 4 steps per epoch: the weight of the last step of epochs 1, 2, 3 (steps 3, 7, 11)
+    assert history["kl_weight"] == [3 / 8, 7 / 8, 1.0]
+    with pytest.raises(ValueError, match="steps must be an integer"):
+        linear_warmup(0)
+
+
+def test_free_bits_and_warmup_keep_units_active_where_a_large_kl_weight_collapses(
+    digits,
+) -> None:
+    x, _, x_test = digits
+    kwargs = {"epochs": 8, "batch_size": 50, "lr": 3e-3, "progress": "none"}
+    collapsed_model = _model()
+    with pytest.warns(CollapseWarning, match="posterior collapse"):
+        collapsed = fit(collapsed_model, x, kl_weight=50.0, **kwargs)
+    assert collapsed["active_units"][-1] == 0
+    assert (vaelib.kl_per_dimension(collapsed_model, x_test) < 0.05).all()
+    floored_model = _model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        floored = fit(floored_model, x, kl_weight=50.0, free_bits=1.0, **kwargs)
+    assert floored["active_units"][-1] == 4
+    assert (vaelib.kl_per_dimension(floored_model, x_test) > 0.2).all()
+
+
+def test_wake_sleep_objective_trains_both_networks(digits) -> None:
+    pytest.importorskip("vaelib.baselines")
+    x, _, x_test = digits
+    model = _model()
+    before = [p.detach().clone() for p in model.parameters()]
+    history = fit(model, x, x_test, epochs=3, batch_size=50, lr=3e-3, objective="wake-sleep",
+                  progress="none")
+    after = list(model.parameters())
+    assert not torch.equal(before[0], after[0])  # encoder moved (sleep phase)
+    assert not torch.equal(before[-1], after[-1])  # decoder moved (wake phase)
+    assert history["test_elbo"][-1] > history["test_elbo"][0]
+
+
+def test_early_stopping_restores_the_best_epoch(digits) -> None:
+    x, _, x_test = digits
+    model = _model()
+    history = fit(model, x[:60], x_test[:200], epochs=40, batch_size=20, lr=1e-2,
+                  early_stopping=2, progress="none")
+    best = int(np.argmax(history["test_elbo"])) + 1
+    assert history.best_epoch == best
+    assert history.stopped == "early_stopping" or len(history) == 40
+    if history.stopped:
+        assert len(history) == best + 2
+    assert evaluate(model, x_test[:200])["elbo"] == pytest.approx(history["test_elbo"][best - 1])
+
+
+def test_callbacks_see_the_history_and_can_stop(digits) -> None:
+    seen = []
+
+    def stop_after_two(history, model):
+        seen.append((len(history), type(model).__name__))
+        return len(history) == 2
+
+    history = fit(_model(), digits[0][:100], epochs=5, callbacks=[stop_after_two],
+                  progress="none")
+    assert len(history) == 2 and history.stopped == "callback"
+    assert seen == [(1, "VAE"), (2, "VAE")]
+
+
+def test_checkpoint_resumes_bit_for_bit(digits, tmp_path) -> None:
+    x, _, x_test = digits
+    config = VAEConfig(x_dim=784, hidden_dim=32, z_dim=3, seed=0)
+    straight = VAE(config)
+    full = fit(straight, x[:200], x_test[:50], epochs=4, batch_size=32, progress="none")
+    path = tmp_path / "run.pt"
+    first = VAE(config)
+    fit(first, x[:200], x_test[:50], epochs=2, batch_size=32, checkpoint=path, progress="none")
+    assert path.exists() and not list(tmp_path.glob(".run.pt.*"))  # no temporary files left
+    resumed = VAE(config)  # a fresh process would build the model again
+    history = fit(resumed, x[:200], x_test[:50], epochs=4, batch_size=32, checkpoint=path,
+                  progress="none")
+    for key in full.keys():
+        if key != "seconds":
+            assert history[key] == full[key], key
+    for p, q in zip(resumed.parameters(), straight.parameters()):
+        assert torch.equal(p, q)
+    other = VAE(VAEConfig(x_dim=784, hidden_dim=16, z_dim=3))
+    with pytest.raises(ValueError, match="different model configuration"):
+        fit(other, x[:200], epochs=5, checkpoint=path, progress="none")
+
+
+def test_checkpoint_folder_is_checked_before_training(digits, tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        fit(_model(), digits[0][:50], epochs=1, checkpoint=tmp_path / "missing" / "run.pt",
+            progress="none")
+
+
+def test_numpy_data_and_numpy_numbers_are_accepted(digits) -> None:
+    """Regression: numpy arrays and numpy scalars were rejected with self-contradicting errors."""
+    x = digits[0][:100].numpy().astype(np.float64)  # float64 arrays are converted
+    model = VAE(VAEConfig(x_dim=np.int64(784), hidden_dim=np.int64(16), z_dim=2, seed=0))
+    history = fit(model, x, x[:50], epochs=np.int64(2), batch_size=np.int32(50),
+                  lr=np.float32(1e-3), progress="none")
+    assert len(history) == 2
+    assert set(evaluate(model, x)) == {"elbo", "log_px", "kl"}
+    assert vaelib.log_likelihood(model, x[:5], num_samples=10).shape == (5,)
+    assert elbo(model, x[:5]).elbo.shape == (5,)
+
+
+def test_functions_follow_the_model_s_device_and_dtype(digits) -> None:
+    """Every public function works for a model on another device: shapes on `meta` (no
+    values), and float64 models get float64 results from float32 or numpy data."""
+    model = VAE(VAEConfig(x_dim=784, hidden_dim=16, z_dim=2, seed=0)).to("meta")
+    x = digits[0][:8]  # on the CPU: moved to the model's device
+    assert elbo(model, x).elbo.device.type == "meta"
+    assert iwae_bound(model, x, 3).shape == (8,)
+    assert vaelib.log_likelihood(model, x, num_samples=4).device.type == "meta"
+    assert model.sample(3).device.type == "meta"
+    double = VAE(VAEConfig(x_dim=784, hidden_dim=16, z_dim=2, seed=0)).double()
+    assert elbo(double, x.numpy()).elbo.dtype == torch.float64
+    if torch.cuda.is_available():  # pragma: no cover - no GPU on the CI machine
+        cuda = VAE(VAEConfig(x_dim=784, hidden_dim=16, z_dim=2)).cuda()
+        assert fit(cuda, x, epochs=1, progress="none")["train_elbo"]

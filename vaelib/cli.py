@@ -5,9 +5,11 @@ Example (the paper's 2-D manifold of MNIST, Fig. 4)::
     python -m vaelib train --dataset mnist --z-dim 2 --epochs 20 --out runs/mnist-z2
 
 writes ``metrics.json`` (final train/test ELBO, log_px and KL in nats per example, the
-per-epoch history, seconds, the configuration), ``model.pt`` (the ``state_dict``; rebuild with
-``VAE(VAEConfig(**metrics["model"]))``) and PNG figures: ``reconstructions.png``,
-``samples.png``, ``curves.png`` and, for ``--z-dim 2``, ``manifold.png``.
+per-epoch history, seconds, the configuration), ``model.pt`` (the model, written by
+:func:`vaelib.save`: ``vaelib.load("runs/mnist-z2/model.pt")`` rebuilds it) and PNG figures:
+``reconstructions.png``, ``samples.png``, ``curves.png`` and, for ``--z-dim 2``,
+``manifold.png``. The folder is checked before training starts and written in one step when the
+run has finished; ``--resume`` continues an interrupted run.
 
 Everything happens inside :func:`main`; importing this module does nothing.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -51,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="MNIST only: the 5,000 embedded digits, or the full IDX files")
     train.add_argument("--binarize", choices=("none", "static"), default="none",
                        help="MNIST only: use grey levels, or one fixed Bernoulli draw")
-    train.add_argument("--z-dim", type=int, default=2, help="latent dimensions L")
+    train.add_argument("--z-dim", type=int, default=2, help="latent dimensions J")
     train.add_argument("--hidden-dim", type=int, default=400, help="hidden units per layer")
     train.add_argument("--activation", default="relu", help="hidden activation (paper: tanh)")
     train.add_argument("--likelihood", choices=("auto", "bernoulli", "gaussian"),
@@ -60,11 +63,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=100, help="minibatch size M")
     train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     train.add_argument("--optimizer", choices=("adam", "adagrad"), default="adam")
-    train.add_argument("--num-samples", type=int, default=1, help="samples of z per example")
+    train.add_argument("--num-samples", type=int, default=1,
+                       help="samples of z per example (L; K for --objective iwae)")
+    train.add_argument("--objective", choices=("elbo", "iwae", "wake-sleep"), default="elbo",
+                       help="AEVB's ELBO, the importance-weighted bound, or wake-sleep")
+    train.add_argument("--kl-weight", type=float, default=1.0,
+                       help="weight beta of the KL term (1: the ELBO)")
+    train.add_argument("--warmup", type=int, default=None, metavar="STEPS",
+                       help="raise the KL weight linearly from 0 over STEPS steps")
+    train.add_argument("--free-bits", type=float, default=0.0,
+                       help="floor, in nats, on each latent dimension's KL")
+    train.add_argument("--weight-prior", type=float, default=None,
+                       help="precision of a N(0, I/precision) prior on the weights (paper: 1)")
+    train.add_argument("--init-std", type=float, default=None,
+                       help="initialise weights from N(0, init_std^2) (paper: 0.01)")
     train.add_argument("--seed", type=int, default=0, help="seeds init, batches and noise")
     train.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
                        help="progress display during training")
-    train.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    train.add_argument("--out", type=Path, required=True,
+                       help="output folder, written when the run has finished")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run already in --out")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run from its checkpoint")
     # smoke tests: train on the first N examples of each split only
     train.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
     return parser
@@ -131,35 +152,99 @@ def _save_figures(model: Any, x_test: torch.Tensor, history: Any, args: argparse
     return written
 
 
+def _run_folders(out: Path) -> tuple[Path, Path]:
+    """The staging folder (checkpoint, then the finished run) and the backup name used while
+    swapping it in, both next to ``out``."""
+    return out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.old")
+
+
+def _prepare_out(args: argparse.Namespace) -> Path | str:
+    """Check ``--out`` before any work: its parent must be writable, and an existing run is
+    replaced only with ``--overwrite``. Returns the staging folder, or an error message."""
+    from vaelib.checkpoints import check_writable
+
+    out: Path = args.out
+    staging, _ = _run_folders(out)
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file; give a folder."
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        return (f"--out {out} already holds files; pass --overwrite to replace that run, or "
+                "choose another folder.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(out.parent / "metrics.json")
+    except OSError as err:
+        return f"cannot write the run into {out}: {err}"
+    if staging.exists() and not args.resume:
+        shutil.rmtree(staging)
+    staging.mkdir(exist_ok=True)
+    return staging
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Swap the finished run into ``out`` (replacing a previous one) with two renames."""
+    _, backup = _run_folders(out)
+    if backup.exists():
+        shutil.rmtree(backup)
+    if out.exists():
+        out.rename(backup)
+    staging.rename(out)
+    if backup.exists():
+        shutil.rmtree(backup)
+
+
 def train_command(args: argparse.Namespace) -> int:
-    """Run ``train``: load data, fit, evaluate, save; returns the exit status."""
+    """Run ``train``: check --out, load data, fit, evaluate, save; returns the exit status.
+
+    Nothing is written into ``--out`` until the run has finished: training checkpoints every
+    epoch into a staging folder next to it (``.NAME.partial``); the finished run (figures,
+    ``model.pt``, ``metrics.json``) then replaces ``--out`` in one step. An interrupted or
+    diverged run keeps its checkpoint there, and ``--resume`` continues it.
+    """
+    from vaelib import checkpoints
     from vaelib.data import ChecksumError, DataUnavailableError
     from vaelib.models import VAE, VAEConfig
-    from vaelib.train import evaluate, fit
+    from vaelib.train import TrainingDiverged, evaluate, fit, linear_warmup
 
+    likelihood = LIKELIHOODS[args.dataset] if args.likelihood == "auto" else args.likelihood
+    try:
+        config = VAEConfig(x_dim=IMAGE_SHAPES[args.dataset][0] * IMAGE_SHAPES[args.dataset][1],
+                           hidden_dim=args.hidden_dim, z_dim=args.z_dim, likelihood=likelihood,
+                           activation=args.activation, init_std=args.init_std, seed=args.seed)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    staging = _prepare_out(args)
+    if isinstance(staging, str):
+        print(f"error: {staging}", file=sys.stderr)
+        return 2
     try:
         x, x_test = _load(args)
     except (DataUnavailableError, ChecksumError) as err:
         print(f"error: {err}", file=sys.stderr)
+        shutil.rmtree(staging, ignore_errors=True)
         return 1
-    likelihood = LIKELIHOODS[args.dataset] if args.likelihood == "auto" else args.likelihood
-    try:
-        config = VAEConfig(x_dim=x.shape[1], hidden_dim=args.hidden_dim, z_dim=args.z_dim,
-                           likelihood=likelihood, activation=args.activation)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    torch.manual_seed(args.seed)  # the initial weights
     model = VAE(config)
     progress = None if args.progress == "auto" else args.progress
+    kl_weight = args.kl_weight if args.warmup is None else linear_warmup(args.warmup,
+                                                                          end=args.kl_weight)
     start = time.perf_counter()
-    history = fit(model, x, x_test, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  optimizer=args.optimizer, seed=args.seed, num_samples=args.num_samples,
-                  progress=progress)
+    try:
+        history = fit(model, x, x_test, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, optimizer=args.optimizer, seed=args.seed,
+                      num_samples=args.num_samples, objective=args.objective,
+                      kl_weight=kl_weight, free_bits=args.free_bits,
+                      weight_prior=args.weight_prior, checkpoint=staging / "checkpoint.pt",
+                      progress=progress)
+    except TrainingDiverged as err:
+        print(f"error: {err}\nThe last good epoch is saved in {staging}; fix the settings "
+              "and run again (or --resume).", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - start
-
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    if history.stopped == "interrupted":
+        print(f"interrupted after epoch {len(history)}: {args.out} is unchanged; continue with "
+              "the same command and --resume.", file=sys.stderr)
+        return 130
     metrics = {
         "dataset": args.dataset,
         "num_train": len(x),
@@ -174,12 +259,14 @@ def train_command(args: argparse.Namespace) -> int:
                    if k != "command"},
         "history": history.to_dict(),
     }
-    torch.save(model.state_dict(), out / "model.pt")
-    figures = _save_figures(model, x_test, history, args, out)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    checkpoints.save(model, staging / "model.pt", history=history)
+    figures = _save_figures(model, x_test, history, args, staging)
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (staging / "checkpoint.pt").unlink(missing_ok=True)
+    _publish(staging, args.out)
     print(f"train ELBO {metrics['train']['elbo']:.2f}, test ELBO {metrics['test']['elbo']:.2f} "
           f"nats per example after {args.epochs} epochs ({seconds:.1f} s)")
-    print(f"wrote {out}: metrics.json, model.pt, {', '.join(figures)}")
+    print(f"wrote {args.out}: metrics.json, model.pt, {', '.join(figures)}")
     return 0
 
 
@@ -192,5 +279,12 @@ def main(argv: list[str] | None = None) -> int:
                 build_parser().error(f"--{name.replace('_', '-')} must be >= 1")
         if args.limit is not None and args.limit < 1:
             build_parser().error("--limit must be >= 1")
+        if args.warmup is not None and args.warmup < 1:
+            build_parser().error("--warmup must be >= 1")
+        for name in ("kl_weight", "free_bits"):
+            if getattr(args, name) < 0:
+                build_parser().error(f"--{name.replace('_', '-')} must be >= 0")
+        if args.weight_prior is not None and args.weight_prior <= 0:
+            build_parser().error("--weight-prior must be > 0")
         return train_command(args)
     return 2  # pragma: no cover - argparse requires a command

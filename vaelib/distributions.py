@@ -6,7 +6,7 @@ Conventions (used across vaelib and the book):
   ``logvar`` = :math:`\log\sigma^2`;
 * log-densities and KL divergences are **summed over the last (data or latent) dimension**, so
   they return one value per example, in nats;
-* batch shapes are free: ``(B, L)`` gives ``(B,)``, ``(K, B, L)`` gives ``(K, B)``.
+* batch shapes are free: ``(B, J)`` gives ``(B,)``, ``(L, B, J)`` gives ``(L, B)``.
 
 Introduced in the chapters *The KL divergence in closed form* and *The reparameterization trick*.
 """
@@ -30,10 +30,10 @@ def reparameterize(
     gradients flow to both (Kingma & Welling 2014, Sec. 2.4).
 
     Args:
-        mu: mean, shape ``(..., L)``.
+        mu: mean, shape ``(..., J)``.
         logvar: log-variance :math:`\log\sigma^2`, same shape as ``mu``.
-        eps: noise of shape ``(..., L)`` broadcastable against ``mu`` (e.g. ``(K, B, L)`` for
-            ``K`` samples); drawn from :math:`\mathcal N(0, I)` when ``None``.
+        eps: noise of shape ``(..., J)`` broadcastable against ``mu`` (e.g. ``(L, B, J)`` for
+            ``L`` samples per datapoint); drawn from :math:`\mathcal N(0, I)` when ``None``.
 
     Returns:
         ``z``, with the shape of ``mu`` broadcast against ``eps``.
@@ -71,7 +71,7 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     .. math:: \log p(z) = -\tfrac12 \sum_j \big(\log 2\pi + z_j^2\big)
 
     Args:
-        z: shape ``(..., L)``.
+        z: shape ``(..., J)``.
 
     Returns:
         shape ``(...)``.
@@ -101,22 +101,38 @@ def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
 
-def kl_normal_standard(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    r"""Closed-form :math:`D_{KL}\big(\mathcal N(\mu, \sigma^2 I)\,\|\,\mathcal N(0, I)\big)`.
+def kl_normal_standard_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    r"""The KL of :func:`kl_normal_standard` for each latent dimension, not summed: ``(..., J)``.
 
     .. math::
-        D_{KL} = -\tfrac12 \sum_{j=1}^{L} \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)
+        D_{KL,j} = -\tfrac12 \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big) \;\ge\; 0
+
+    Used to measure posterior collapse (:mod:`vaelib.diagnostics`) and for free bits.
+    """
+    if mu.shape != logvar.shape:
+        raise ValueError(
+            f"mu and logvar must have the same shape, got {tuple(mu.shape)} and "
+            f"{tuple(logvar.shape)}."
+        )
+    return -0.5 * (1.0 + logvar - mu**2 - torch.exp(logvar))
+
+
+def kl_normal_standard(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    r"""Closed-form :math:`D_{KL}\big(\mathcal N(\mu, \operatorname{diag}\sigma^2)\,\|\,\mathcal N(0, I)\big)`.
+
+    .. math::
+        D_{KL} = -\tfrac12 \sum_{j=1}^{J} \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)
 
     (Kingma & Welling 2014, Appendix B; note the leading minus sign: without it the expression
     is :math:`-D_{KL}`, which is what the ELBO adds.)
 
     Args:
-        mu, logvar: shape ``(..., L)``.
+        mu, logvar: shape ``(..., J)``.
 
     Returns:
-        KL in nats, summed over the ``L`` latent dimensions, shape ``(...)``; always >= 0.
+        KL in nats, summed over the ``J`` latent dimensions, shape ``(...)``; always >= 0.
     """
-    return -0.5 * (1.0 + logvar - mu**2 - torch.exp(logvar)).sum(-1)
+    return kl_normal_standard_per_dim(mu, logvar).sum(-1)
 
 
 def kl_normal_normal(
@@ -132,7 +148,7 @@ def kl_normal_normal(
         + \frac{\sigma_{q,j}^2 + (\mu_{q,j} - \mu_{p,j})^2}{\sigma_{p,j}^2} - 1\Big]
 
     Args:
-        mu_q, logvar_q: parameters of :math:`q`, shape ``(..., L)``.
+        mu_q, logvar_q: parameters of :math:`q`, shape ``(..., J)``.
         mu_p, logvar_p: parameters of :math:`p`, broadcastable against ``mu_q``.
 
     Returns:

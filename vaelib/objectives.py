@@ -6,26 +6,30 @@ For one datapoint (Kingma & Welling 2014, Eq. 3 and 10):
     \log p_\theta(x) \;\ge\; \mathcal L(\theta, \phi; x)
     = \mathbb E_{q_\phi(z|x)}\big[\log p_\theta(x|z)\big] - D_{KL}\big(q_\phi(z|x)\,\|\,p(z)\big)
 
-with the expectation estimated by :math:`\frac1L\sum_{l} \log p_\theta(x|z^{(l)})`,
+with the expectation estimated by :math:`\frac1L\sum_{l=1}^{L} \log p_\theta(x|z^{(l)})`,
 :math:`z^{(l)} = \mu + \sigma\odot\varepsilon^{(l)}`, and the KL in closed form. All values are
 **per example, in nats**; a training loss is ``-elbo(...).elbo.mean()`` (mean over the batch).
 
-The importance-weighted bound of Burda et al. (2016) tightens the ELBO as ``K`` grows:
+The importance-weighted bound of Burda et al. (2016) tightens the ELBO as the number ``K`` of
+importance samples grows:
 
 .. math::
     \log p(x) \;\ge\; \mathcal L_K = \mathbb E\Big[\log \frac1K \sum_{k=1}^K
     \frac{p_\theta(x, z_k)}{q_\phi(z_k|x)}\Big], \qquad \mathcal L_1 = \mathcal L.
+
+Every function takes any model of the protocol :class:`LatentVariableModel` and data as a tensor
+or a numpy array; the data are moved to the device of the model's parameters.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 
-from vaelib._checks import check_positive_int
+from vaelib._checks import as_data, check_positive_int
 from vaelib.distributions import (
     gaussian_log_prob,
     kl_normal_standard,
@@ -33,11 +37,36 @@ from vaelib.distributions import (
     standard_normal_log_prob,
 )
 
+__all__ = [
+    "ELBO",
+    "LatentVariableModel",
+    "elbo",
+    "elbo_from_posterior",
+    "iwae_bound",
+    "log_likelihood",
+]
+
 LogLikelihood = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+# iwae_bound decodes at most this many numbers (samples x batch x data dims) at once
+_MAX_DECODED = 2**22
 
+
+@runtime_checkable
 class LatentVariableModel(Protocol):
-    """What the objectives need: an encoder and a decoder log-likelihood."""
+    r"""The model protocol: what :func:`vaelib.fit`, the objectives and the diagnostics need.
+
+    * ``encode(x) -> (mu, logvar)``: the parameters of :math:`q_\phi(z|x) = \mathcal N(\mu,
+      \operatorname{diag}\sigma^2)`, each ``(B, J)``; ``logvar`` is :math:`\log\sigma^2`.
+    * ``log_px_given_z(x, z)``: :math:`\log p_\theta(x|z)` summed over the data dimensions, in
+      nats: ``z`` ``(L, B, J)`` → ``(L, B)`` (and ``(B, J)`` → ``(B,)``).
+
+    Optional attributes switch on input checks in :func:`vaelib.fit` and
+    :func:`vaelib.evaluate`: ``x_shape`` (one example's shape: data are ``(N, *x_shape)``),
+    ``input_range`` (``(0, 1)`` if the data must lie in [0, 1]), ``z_dim`` (``J``). The prior is
+    :math:`p(z) = \mathcal N(0, I)`. :class:`vaelib.models.VAE` and
+    :class:`vaelib.models.ConvVAE` implement the protocol; so can any ``torch.nn.Module``.
+    """
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
@@ -62,33 +91,35 @@ def elbo_from_posterior(
     r"""ELBO of any diagonal Gaussian :math:`q(z|x) = \mathcal N(\mu, \operatorname{diag}\sigma^2)`.
 
     Args:
-        log_px_given_z: ``(x (B, D), z (K, B, L)) -> (K, B)``, e.g. ``VAE.log_px_given_z``.
+        log_px_given_z: ``(x (B, D), z (L, B, J)) -> (L, B)``, e.g. ``VAE.log_px_given_z``.
         x: data ``(B, D)``.
-        mu, logvar: parameters of ``q``, ``(B, L)``.
-        num_samples: ``L`` in the paper's notation (``K`` here): samples per datapoint.
+        mu, logvar: parameters of ``q``, ``(B, J)``.
+        num_samples: ``L``, samples of ``z`` per datapoint.
 
     Returns:
         :class:`ELBO`, each term ``(B,)``.
     """
-    check_positive_int(num_samples, "num_samples")
+    num_samples = check_positive_int(num_samples, "num_samples")
     eps = torch.randn((num_samples, *mu.shape), dtype=mu.dtype, device=mu.device)
-    z = reparameterize(mu, logvar, eps)  # (K, B, L)
+    z = reparameterize(mu, logvar, eps)  # (L, B, J)
     log_px = log_px_given_z(x, z).mean(0)  # (B,)
     kl = kl_normal_standard(mu, logvar)  # (B,)
     return ELBO(log_px - kl, log_px, kl)
 
 
-def elbo(model: LatentVariableModel, x: torch.Tensor, num_samples: int = 1) -> ELBO:
+def elbo(model: LatentVariableModel, x: Any, num_samples: int = 1) -> ELBO:
     r"""The SGVB estimate of the ELBO for each example (Kingma & Welling 2014, Eq. 10).
 
     Args:
-        model: a :class:`~vaelib.models.VAE` (anything with ``encode`` and ``log_px_given_z``).
-        x: data ``(B, D)``.
-        num_samples: samples of ``z`` per datapoint (the paper used 1 with ``M = 100``).
+        model: a model of the protocol :class:`LatentVariableModel`, e.g. a
+            :class:`~vaelib.models.VAE`.
+        x: data ``(B, D)`` (or ``(B, *x_shape)``), a tensor or a numpy array.
+        num_samples: ``L``, samples of ``z`` per datapoint (the paper used 1 with ``M = 100``).
 
     Returns:
         :class:`ELBO` with ``elbo``, ``log_px`` and ``kl``, each ``(B,)`` in nats.
     """
+    x = as_data(x, model)
     mu, logvar = model.encode(x)
     return elbo_from_posterior(model.log_px_given_z, x, mu, logvar, num_samples)
 
@@ -107,22 +138,42 @@ def _log_weights(
     return model.log_px_given_z(x, z) + standard_normal_log_prob(z) - log_q
 
 
-def iwae_bound(model: LatentVariableModel, x: torch.Tensor, num_samples: int) -> torch.Tensor:
+def _chunk_size(x: torch.Tensor, chunk_size: int | None) -> int:
+    if chunk_size is not None:
+        return check_positive_int(chunk_size, "chunk_size")
+    per_sample = max(1, x.numel())  # numbers decoded per importance sample, B x D
+    return max(1, _MAX_DECODED // per_sample)
+
+
+def iwae_bound(
+    model: LatentVariableModel, x: Any, num_samples: int, chunk_size: int | None = None
+) -> torch.Tensor:
     r"""The importance-weighted bound :math:`\mathcal L_K` (Burda et al. 2016), ``(B,)`` nats.
 
-    ``num_samples=1`` gives the ELBO (with a Monte-Carlo KL); the bound rises with ``K`` towards
-    :math:`\log p(x)`. Differentiable: it can be used as a training objective.
+    ``num_samples`` is ``K``; ``K = 1`` gives the ELBO (with a Monte-Carlo KL), and the bound
+    rises with ``K`` towards :math:`\log p(x)`. Differentiable: it can be a training objective
+    (``vaelib.fit(..., objective="iwae")``).
+
+    The ``K`` samples are decoded ``chunk_size`` at a time and combined with a running
+    ``logsumexp``, so without gradients memory stays bounded (by default about
+    :math:`2^{22}` decoded numbers at once); with gradients autograd keeps every chunk.
     """
-    check_positive_int(num_samples, "num_samples")
+    num_samples = check_positive_int(num_samples, "num_samples")
+    x = as_data(x, model)
     mu, logvar = model.encode(x)
-    log_w = _log_weights(model, x, mu, logvar, num_samples)
-    return torch.logsumexp(log_w, dim=0) - math.log(num_samples)
+    step = _chunk_size(x, chunk_size)
+    total = None
+    for start in range(0, num_samples, step):
+        k = min(step, num_samples - start)
+        part = torch.logsumexp(_log_weights(model, x, mu, logvar, k), dim=0)
+        total = part if total is None else torch.logaddexp(total, part)
+    return total - math.log(num_samples)
 
 
 @torch.no_grad()
 def log_likelihood(
     model: LatentVariableModel,
-    x: torch.Tensor,
+    x: Any,
     num_samples: int = 1000,
     chunk_size: int = 100,
     batch_size: int = 500,
@@ -130,23 +181,13 @@ def log_likelihood(
     r"""Importance-sampled estimate of :math:`\log p(x)` per example, ``(B,)`` nats.
 
     Uses :math:`\log \frac1K \sum_k w_k` with ``K = num_samples`` draws from :math:`q(z|x)`
-    (the estimator of Rezende et al. 2014 and Burda et al. 2016). Memory stays bounded: at most
-    ``chunk_size`` samples for ``batch_size`` examples are decoded at once, and the chunks are
-    combined with a running ``logsumexp``.
+    (the estimator of Rezende et al. 2014 and Burda et al. 2016): :func:`iwae_bound` without
+    gradients, ``batch_size`` examples and ``chunk_size`` samples at a time. It is a lower bound
+    in expectation that tightens as ``K`` grows.
     """
-    for value, name in (
-        (num_samples, "num_samples"),
-        (chunk_size, "chunk_size"),
-        (batch_size, "batch_size"),
-    ):
-        check_positive_int(value, name)
-    results = []
-    for xb in x.split(batch_size):
-        mu, logvar = model.encode(xb)
-        total = torch.full((len(xb),), -math.inf, dtype=mu.dtype, device=mu.device)
-        for start in range(0, num_samples, chunk_size):
-            k = min(chunk_size, num_samples - start)
-            log_w = _log_weights(model, xb, mu, logvar, k)
-            total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
-        results.append(total - math.log(num_samples))
-    return torch.cat(results)
+    num_samples = check_positive_int(num_samples, "num_samples")
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    x = as_data(x, model)
+    return torch.cat([iwae_bound(model, xb, num_samples, chunk_size)
+                      for xb in x.split(batch_size)])

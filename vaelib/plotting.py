@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 MNIST_SHAPE = (28, 28)
 FREY_SHAPE = (28, 20)
@@ -106,7 +107,9 @@ def plot_manifold(
     """The learned 2-D manifold: the decoder's mean image at each point of :func:`latent_grid`."""
     if getattr(model, "z_dim", 2) != 2:
         raise ValueError(f"plot_manifold needs a model with z_dim=2, got z_dim={model.z_dim}.")
-    x_hat = model.decode(latent_grid(n, quantile_range))
+    param = next(model.parameters())  # the grid goes where the decoder is, in its dtype
+    z = latent_grid(n, quantile_range).to(device=param.device, dtype=param.dtype)
+    x_hat = model.decode(z)
     return image_grid(x_hat, nrow=n, image_shape=image_shape, ax=ax, title=title, padding=0)
 
 
@@ -116,8 +119,15 @@ def plot_latent_scatter(
     ax: Axes | None = None,
     title: str | None = None,
     s: float = 6.0,
+    legend: str | None = "inside",
 ) -> Axes:
-    """Scatter 2-D codes ``z`` ``(N, 2)``, coloured by integer ``labels`` with a legend."""
+    """Scatter 2-D codes ``z`` ``(N, 2)``, coloured by integer ``labels``.
+
+    ``legend``: ``"inside"`` (matplotlib's best spot), ``"outside"`` (to the right of the axes,
+    in two columns titled "digit": the codes stay uncovered) or ``None``.
+    """
+    if legend not in ("inside", "outside", None):
+        raise ValueError(f'legend must be "inside", "outside" or None, got {legend!r}.')
     ax = _axes(ax)
     z = _numpy(z)
     if labels is None:
@@ -130,12 +140,41 @@ def plot_latent_scatter(
             ax.scatter(
                 z[mask, 0], z[mask, 1], s=s, alpha=0.7, color=cmap(int(k) % 10), label=str(k)
             )
-        ax.legend(markerscale=2.5, fontsize="small", loc="best", ncol=2, title="label")
+        if legend == "inside":
+            ax.legend(markerscale=2.5, fontsize="small", loc="best", ncol=2, title="label")
+        elif legend == "outside":
+            ax.legend(markerscale=2.5, fontsize="x-small", ncol=2, title="digit",
+                      loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
     if title:
         ax.set_title(title)
     return ax
+
+
+def image_rows(
+    rows: Sequence[tuple[str, torch.Tensor | np.ndarray]],
+    image_shape: tuple[int, int] = MNIST_SHAPE,
+    width: float = 7.0,
+    clip: bool = True,
+) -> Figure:
+    """One labelled row of images per ``(label, images)`` pair, labels to the left of the rows.
+
+    Every row shows its images ``(n, H*W)`` side by side; values are clipped to [0, 1] (PCA
+    reconstructions, say, can leave it) unless ``clip=False``. Returns the new figure.
+    """
+    if not rows:
+        raise ValueError("image_rows needs at least one (label, images) row.")
+    height = width * image_shape[0] / (image_shape[1] * max(len(_numpy(r[1])) for r in rows))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, 0.3 + len(rows) * 1.15 * height),
+                             squeeze=False)
+    for ax, (label, images) in zip(axes[:, 0], rows):
+        images = _numpy(images)
+        if clip:
+            images = np.clip(images, 0.0, 1.0)
+        image_grid(images, nrow=len(images), image_shape=image_shape, ax=ax)
+        ax.text(-0.01, 0.5, label, ha="right", va="center", fontsize=9, transform=ax.transAxes)
+    return fig
 
 
 def plot_curves(

@@ -1,4 +1,4 @@
-"""vaelib.gradients against exact gradients of closed-form expectations.
+"""vaelib.book.estimators against exact gradients of closed-form expectations.
 
 Worked example of the book: mu(x) = x^2, sigma(x) = x^2 (variance x^4), f(z) = z^2, so
 E[f(z)] = mu^2 + sigma^2 = 2 x^4 and d/dx E[f(z)] = 8 x^3. Per sample, with z = x^2 (1 + eps):
@@ -11,7 +11,7 @@ E[f(z)] = mu^2 + sigma^2 = 2 x^4 and d/dx E[f(z)] = 8 x^3. Per sample, with z = 
 import pytest
 import torch
 
-from vaelib.gradients import pathwise_gradient, score_function_gradient
+from vaelib.book.estimators import pathwise_gradient, score_function_gradient
 
 
 def worked_example(x):

@@ -1,4 +1,4 @@
-"""vaelib.diagrams: the network drawing has one circle per unit and one line per weight."""
+"""vaelib.book.diagrams: the network drawing has one circle per unit and one line per weight."""
 
 import matplotlib
 
@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.patches import Circle  # noqa: E402
 
-from vaelib.diagrams import draw_network  # noqa: E402
+from vaelib.book.diagrams import draw_network  # noqa: E402
 
 
 def test_one_circle_per_unit_and_one_line_per_weight():

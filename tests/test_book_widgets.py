@@ -1,4 +1,4 @@
-"""vaelib.widgets: the static (website) and live (kernel) explorers."""
+"""vaelib.book.widgets: the static (website) and live (kernel) explorers."""
 
 import base64
 import re
@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from vaelib.widgets import MAX_FRAMES, StaticExplorer, explorer  # noqa: E402
+from vaelib.book.widgets import MAX_FRAMES, StaticExplorer, explorer  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

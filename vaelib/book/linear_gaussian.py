@@ -1,7 +1,7 @@
 r"""A latent-variable model whose evidence and posterior are exact: the book's ground truth.
 
 .. math::
-    p(z) = \mathcal N(0, I_L), \qquad p(x|z) = \mathcal N(Wz + b, \sigma^2 I_D)
+    p(z) = \mathcal N(0, I_J), \qquad p(x|z) = \mathcal N(Wz + b, \sigma^2 I_D)
 
 Marginalising :math:`z` gives :math:`p(x) = \mathcal N(b, WW^\top + \sigma^2 I)`, and the
 posterior is Gaussian (Bishop 2006, Sec. 12.2):
@@ -29,7 +29,7 @@ class LinearGaussian:
     """Linear-Gaussian model (probabilistic PCA) with exact ``log_marginal`` and ``posterior``.
 
     Args:
-        W: ``(D, L)`` loading matrix.
+        W: ``(D, J)`` loading matrix.
         b: ``(D,)`` offset.
         sigma: observation noise standard deviation :math:`\\sigma > 0`.
 
@@ -38,7 +38,7 @@ class LinearGaussian:
 
     def __init__(self, W: torch.Tensor, b: torch.Tensor, sigma: float) -> None:
         if W.dim() != 2 or b.shape != (W.shape[0],):
-            raise ValueError(f"need W (D, L) and b (D,), got {tuple(W.shape)}, {tuple(b.shape)}.")
+            raise ValueError(f"need W (D, J) and b (D,), got {tuple(W.shape)}, {tuple(b.shape)}.")
         if not sigma > 0:
             raise ValueError(f"sigma must be positive, got {sigma}.")
         self.W = W.double()
@@ -64,7 +64,7 @@ class LinearGaussian:
         g = torch.Generator().manual_seed(seed)
         W = torch.randn(x_dim, z_dim, generator=g, dtype=torch.float64)
         if orthogonal:
-            Q, _ = torch.linalg.qr(W)  # (D, L) with orthonormal columns
+            Q, _ = torch.linalg.qr(W)  # (D, J) with orthonormal columns
             scales = 1.0 + torch.rand(z_dim, generator=g, dtype=torch.float64)
             W = Q * scales
         b = torch.randn(x_dim, generator=g, dtype=torch.float64)
@@ -90,11 +90,11 @@ class LinearGaussian:
         return z @ self.W.T + self.b + self.sigma * noise
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
-        """:math:`\\log p(z)`, ``(..., L)`` → ``(...)``."""
+        """:math:`\\log p(z)`, ``(..., J)`` → ``(...)``."""
         return standard_normal_log_prob(z.double())
 
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """:math:`\\log p(x|z)`, ``x`` ``(B, D)``, ``z`` ``(..., B, L)`` → ``(..., B)``."""
+        """:math:`\\log p(x|z)`, ``x`` ``(B, D)``, ``z`` ``(..., B, J)`` → ``(..., B)``."""
         mean = z.double() @ self.W.T + self.b
         return gaussian_log_prob(x.double(), mean, torch.full_like(mean, self.logvar_x))
 
@@ -113,7 +113,7 @@ class LinearGaussian:
         return -0.5 * (self.x_dim * LOG_2PI + logdet + maha)
 
     def posterior_full(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""Exact :math:`p(z|x)` as ``(mu, cov)``: ``mu`` ``(B, L)``, ``cov`` ``(L, L)``.
+        r"""Exact :math:`p(z|x)` as ``(mu, cov)``: ``mu`` ``(B, J)``, ``cov`` ``(J, J)``.
 
         The covariance :math:`\sigma^2 M^{-1}` is the same for every ``x``.
         """
@@ -124,7 +124,7 @@ class LinearGaussian:
         return mu, cov
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""Exact diagonal posterior :math:`p(z|x)` as ``(mu, logvar)``, each ``(B, L)``.
+        r"""Exact diagonal posterior :math:`p(z|x)` as ``(mu, logvar)``, each ``(B, J)``.
 
         Raises ``ValueError`` when the posterior is not diagonal (``W`` with non-orthogonal
         columns); use :meth:`posterior_full` then.
@@ -141,7 +141,7 @@ class LinearGaussian:
         return mu, logvar
 
     def log_posterior(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Exact :math:`\\log p(z|x)` for ``z`` ``(..., B, L)``, ``x`` ``(B, D)`` → ``(..., B)``."""
+        """Exact :math:`\\log p(z|x)` for ``z`` ``(..., B, J)``, ``x`` ``(B, D)`` → ``(..., B)``."""
         mu, cov = self.posterior_full(x)
         dist = torch.distributions.MultivariateNormal(mu, covariance_matrix=cov)
         return dist.log_prob(z.double())
@@ -158,7 +158,7 @@ class LinearGaussian:
             \mathbb E_q[\log p(x|z)] = \log\mathcal N(x \mid W\mu + b, \sigma^2 I)
             - \frac{1}{2\sigma^2}\sum_{d,j} W_{dj}^2\, \sigma_{q,j}^2
 
-        Shapes: ``x`` ``(B, D)``, ``mu`` and ``logvar`` ``(B, L)`` → ``(B,)``.
+        Shapes: ``x`` ``(B, D)``, ``mu`` and ``logvar`` ``(B, J)`` → ``(B,)``.
         """
         mu, logvar = mu.double(), logvar.double()
         at_mean = self.log_px_given_z(x, mu)

@@ -1,4 +1,4 @@
-"""vaelib.optim: gradient descent against the exact solution x_t = x0 (1 - 2 a eta)^t."""
+"""vaelib.book.descent: gradient descent against the exact solution x_t = x0 (1 - 2 a eta)^t."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vaelib.optim import gradient_descent, quadratic_closed_form
+from vaelib.book.descent import gradient_descent, quadratic_closed_form
 
 
 def test_the_worked_example_5_4_3_2_2_56() -> None:

@@ -1,4 +1,4 @@
-"""vaelib.pca against the eigendecomposition of the covariance, scikit-learn and direct sums."""
+"""vaelib.book.pca against the eigendecomposition of the covariance, scikit-learn and direct sums."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaelib.pca import linear_autoencoder_loss, pca, pca_decode, pca_encode
+from vaelib.book.pca import linear_autoencoder_loss, pca, pca_decode, pca_encode
 
 
 def _data(seed: int, n: int = 200, d: int = 6) -> torch.Tensor:

@@ -124,7 +124,7 @@ def roc_curve(
     returned points equals :func:`roc_auc`.
 
     Returns:
-        ``(fpr, tpr)``, each ``(K + 1,)`` for ``K`` distinct scores, starting at 0.
+        ``(fpr, tpr)``, each ``(n + 1,)`` for ``n`` distinct scores, starting at 0.
     """
     scores = _as_numpy_1d(scores, "scores").astype(np.float64)
     positive = _binary_targets(is_positive)

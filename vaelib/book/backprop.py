@@ -1,22 +1,25 @@
 r"""Backpropagation by hand: activations with their derivatives, and an MLP's forward and backward
 pass written as plain tensor algebra, without autograd (Chapter 2).
 
-A network of :math:`L` layers maps a batch :math:`X \in \mathbb R^{N \times D}` through
+A network of :math:`Q` layers maps a batch :math:`X \in \mathbb R^{N \times D}` (one example
+per row) through
 
 .. math::
-    h_0 = X, \qquad a_l = h_{l-1} W_l + b_l, \qquad h_l = f(a_l) \quad (l < L),
-    \qquad y = a_L,
+    H_0 = X, \qquad A_q = H_{q-1} W_q + b_q, \qquad H_q = f(A_q) \quad (q < Q),
+    \qquad Y = A_Q,
 
-with :math:`W_l \in \mathbb R^{M_{l-1} \times M_l}` and :math:`b_l \in \mathbb R^{M_l}` (the last
-layer is affine, as in :class:`vaelib.models.MLP`). Given :math:`\delta_L = \partial E / \partial y`,
+with :math:`W_q \in \mathbb R^{U_{q-1} \times U_q}` (:math:`U_q` units in layer :math:`q`,
+:math:`U_0 = D`) and :math:`b_q \in \mathbb R^{U_q}` added to every row (the last layer is
+affine, as in :class:`vaelib.models.MLP`). Given :math:`\Delta_Q = \partial E / \partial Y`,
 the chain rule runs the layers backwards:
 
 .. math::
-    \frac{\partial E}{\partial W_l} = h_{l-1}^\top \delta_l, \qquad
-    \frac{\partial E}{\partial b_l} = \sum_{n} \delta_{l,n}, \qquad
-    \delta_{l-1} = \bigl(\delta_l W_l^\top\bigr) \odot f'(a_{l-1}).
+    \frac{\partial E}{\partial W_q} = H_{q-1}^\top \Delta_q, \qquad
+    \frac{\partial E}{\partial b_q} = \sum_{n} \Delta_{q,n}, \qquad
+    \Delta_{q-1} = \bigl(\Delta_q W_q^\top\bigr) \odot f'(A_{q-1}).
 
-Shapes: ``x`` ``(N, D)``, ``y`` ``(N, M_L)``, each :math:`\delta_l` ``(N, M_l)``.
+Shapes: ``x`` ``(N, D)``, ``y`` ``(N, U_Q)``, each :math:`\Delta_q` ``(N, U_q)``. In code the
+layers are numbered from 0.
 """
 
 from __future__ import annotations
@@ -27,10 +30,14 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from vaelib._checks import check_positive_int
+from vaelib.models import ACTIVATIONS
+
 __all__ = [
     "ACTIVATION_FUNCTIONS",
     "Activation",
     "ForwardCache",
+    "Perceptron",
     "backward",
     "forward",
     "layer_params",
@@ -48,12 +55,14 @@ Tensor = torch.Tensor
 
 
 def sigmoid(a: Tensor) -> Tensor:
-    r"""The logistic sigmoid :math:`\sigma(a) = 1 / (1 + e^{-a})`, elementwise, in (0, 1)."""
+    r"""The logistic sigmoid :math:`\operatorname{sigm}(a) = 1 / (1 + e^{-a})`, elementwise, in
+    (0, 1)."""
     return 1.0 / (1.0 + torch.exp(-a))
 
 
 def sigmoid_derivative(a: Tensor) -> Tensor:
-    r""":math:`\sigma'(a) = \sigma(a)\,(1 - \sigma(a))`, elementwise."""
+    r""":math:`\operatorname{sigm}'(a) = \operatorname{sigm}(a)\,(1 - \operatorname{sigm}(a))`,
+    elementwise."""
     s = sigmoid(a)
     return s * (1.0 - s)
 
@@ -69,14 +78,16 @@ def tanh_derivative(a: Tensor) -> Tensor:
 
 
 def relu(a: Tensor) -> Tensor:
-    r"""The rectified linear unit :math:`\max(0, a)`, elementwise."""
-    return torch.clamp(a, min=0.0)
+    r"""The rectified linear unit :math:`\max(0, a)`, elementwise (``torch.relu``, whose autograd
+    derivative at 0 is 0)."""
+    return torch.relu(a)
 
 
 def relu_derivative(a: Tensor) -> Tensor:
     r""":math:`[a > 0]`: 1 for positive inputs, else 0.
 
-    At :math:`a = 0` the derivative does not exist; like PyTorch, we use 0 there.
+    At :math:`a = 0` the derivative does not exist; like ``torch.relu`` and ``nn.ReLU``, we use
+    0 there.
     """
     return (a > 0).to(a.dtype)
 
@@ -124,10 +135,10 @@ def layer_params(mlp: nn.Module) -> list[tuple[Tensor, Tensor]]:
     r"""The weights of every ``nn.Linear`` in ``mlp``, in the book's convention.
 
     ``torch.nn.Linear`` computes :math:`x A^\top + b` and stores :math:`A` with shape
-    ``(M, D)``; the book writes :math:`x W + b` with :math:`W = A^\top \in \mathbb R^{D\times M}`.
+    ``(U, D)``; the book writes :math:`x W + b` with :math:`W = A^\top \in \mathbb R^{D\times U}`.
 
     Returns:
-        ``[(W_1, b_1), ...]``: detached copies, ``W_l`` ``(M_{l-1}, M_l)``, ``b_l`` ``(M_l,)``.
+        ``[(W_1, b_1), ...]``: detached copies, ``W_q`` ``(U_{q-1}, U_q)``, ``b_q`` ``(U_q,)``.
     """
     params = [
         (m.weight.detach().T.clone(), m.bias.detach().clone())
@@ -140,8 +151,8 @@ def layer_params(mlp: nn.Module) -> list[tuple[Tensor, Tensor]]:
 
 
 class ForwardCache(NamedTuple):
-    """What :func:`forward` keeps for :func:`backward`: the input ``h_{l-1}`` and the
-    pre-activation ``a_l`` of every layer (lists of length ``L``)."""
+    """What :func:`forward` keeps for :func:`backward`: the input ``H_{q-1}`` and the
+    pre-activation ``A_q`` of every layer (lists of length ``Q``)."""
 
     inputs: list[Tensor]
     pre_activations: list[Tensor]
@@ -150,16 +161,16 @@ class ForwardCache(NamedTuple):
 def forward(
     params: Sequence[tuple[Tensor, Tensor]], x: Tensor, activation: str = "relu"
 ) -> tuple[Tensor, ForwardCache]:
-    r"""Forward pass :math:`a_l = h_{l-1} W_l + b_l`, :math:`h_l = f(a_l)`, :math:`y = a_L`.
+    r"""Forward pass :math:`A_q = H_{q-1} W_q + b_q`, :math:`H_q = f(A_q)`, :math:`Y = A_Q`.
 
     Returns:
-        ``y`` ``(N, M_L)`` and the :class:`ForwardCache`.
+        ``y`` ``(N, U_Q)`` and the :class:`ForwardCache`.
     """
     f = _activation(activation).f
     inputs, pre_activations = [], []
     h = x
     for i, (w, b) in enumerate(params):
-        a = h @ w + b  # (N, M_l)
+        a = h @ w + b  # (N, U_q)
         inputs.append(h)
         pre_activations.append(a)
         h = f(a) if i < len(params) - 1 else a  # the last layer stays affine
@@ -174,17 +185,43 @@ def backward(
 ) -> list[tuple[Tensor, Tensor]]:
     r"""Backward pass: ``[(dE/dW_l, dE/db_l)]`` for every layer.
 
-    From :math:`\delta_L = \partial E / \partial y` ``(N, M_L)``, last layer first:
-    :math:`\partial E / \partial W_l = h_{l-1}^\top \delta_l`,
-    :math:`\partial E / \partial b_l = \sum_n \delta_{l,n}`,
-    :math:`\delta_{l-1} = (\delta_l W_l^\top) \odot f'(a_{l-1})`.
+    From :math:`\Delta_Q = \partial E / \partial Y` ``(N, U_Q)``, last layer first:
+    :math:`\partial E / \partial W_q = H_{q-1}^\top \Delta_q`,
+    :math:`\partial E / \partial b_q = \sum_n \Delta_{q,n}`,
+    :math:`\Delta_{q-1} = (\Delta_q W_q^\top) \odot f'(A_{q-1})`.
     """
     df = _activation(activation).df
     grads: list[tuple[Tensor, Tensor]] = []
-    delta = dE_dy  # δ_L = ∂E/∂a_L, since y = a_L
+    delta = dE_dy  # Δ_Q = ∂E/∂A_Q, since Y = A_Q
     for i in reversed(range(len(params))):
         w, _ = params[i]
         grads.append((cache.inputs[i].T @ delta, delta.sum(0)))
         if i > 0:
-            delta = (delta @ w.T) * df(cache.pre_activations[i - 1])  # δ_{l-1}
+            delta = (delta @ w.T) * df(cache.pre_activations[i - 1])  # Δ_{q-1}
     return grads[::-1]
+
+
+class Perceptron(nn.Module):
+    r"""A single unit: :math:`y(x) = f(w^\top x + b)`, :math:`w \in \mathbb R^D, b \in \mathbb R`.
+
+    Args:
+        in_dim: ``D``.
+        activation: ``f``: ``"identity"`` gives linear regression, ``"sigmoid"`` logistic
+            regression (any name of :data:`vaelib.models.ACTIVATIONS`).
+
+    Shapes: ``x`` ``(B, D)`` → ``y`` ``(B,)``.
+    """
+
+    def __init__(self, in_dim: int, activation: str = "identity") -> None:
+        super().__init__()
+        in_dim = check_positive_int(in_dim, "in_dim")
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}."
+            )
+        self.linear = nn.Linear(in_dim, 1)
+        self.activation = ACTIVATIONS[activation]()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The output :math:`y(x)` ``(B,)`` for ``x`` ``(B, D)``."""
+        return self.activation(self.linear(x)).squeeze(-1)

@@ -1,4 +1,4 @@
-"""vaelib.metrics against scikit-learn and scipy (independent implementations) and exact cases."""
+"""vaelib.book.metrics against scikit-learn and scipy (independent implementations) and exact cases."""
 
 import math
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.linalg import subspace_angles
 
-from vaelib.metrics import (
+from vaelib.book.metrics import (
     accuracy,
     cluster_purity,
     principal_angles,

@@ -58,12 +58,12 @@ def mixture_log_prob(
 ) -> torch.Tensor:
     r"""Log-density of a one-dimensional Gaussian mixture.
 
-    .. math:: \log p(z) = \log \sum_{k=1}^K \pi_k\, \mathcal N(z \mid m_k, s_k^2)
+    .. math:: \log p(z) = \log \sum_{c=1}^C \pi_c\, \mathcal N(z \mid m_k, s_k^2)
 
     Args:
         z: points, shape ``(N,)`` (any shape works).
-        weights: mixture weights :math:`\pi_k`, shape ``(K,)``, positive, summing to 1.
-        means, sigmas: component means and standard deviations, shape ``(K,)``.
+        weights: mixture weights :math:`\pi_c`, shape ``(C,)``, positive, summing to 1.
+        means, sigmas: component means and standard deviations, shape ``(C,)``.
 
     Returns:
         shape of ``z``, in nats.
@@ -76,7 +76,7 @@ def mixture_log_prob(
         )
     if (weights <= 0).any() or abs(float(weights.sum()) - 1.0) > 1e-6:
         raise ValueError(f"mixture weights must be positive and sum to 1, got {weights.tolist()}.")
-    log_components = normal_log_prob(z.unsqueeze(-1), means, sigmas)  # (..., K)
+    log_components = normal_log_prob(z.unsqueeze(-1), means, sigmas)  # (..., C)
     return torch.logsumexp(torch.log(weights) + log_components, dim=-1)
 
 

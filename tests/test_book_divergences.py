@@ -1,4 +1,4 @@
-"""vaelib.divergences against closed-form KLs, torch.distributions and known minimisers."""
+"""vaelib.book.divergences against closed-form KLs, torch.distributions and known minimisers."""
 
 import math
 
@@ -8,13 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.distributions import Normal
 
-from vaelib.distributions import kl_normal_normal
-from vaelib.divergences import (
+from vaelib.book.divergences import (
     fit_gaussian,
     kl_on_grid,
     mixture_log_prob,
     normal_log_prob,
 )
+from vaelib.distributions import kl_normal_normal
 
 GRID = torch.linspace(-30.0, 30.0, 6001, dtype=torch.float64)
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal
 
+from vaelib.book.linear_gaussian import LinearGaussian
 from vaelib.distributions import kl_normal_standard
-from vaelib.linear_gaussian import LinearGaussian
 
 
 @pytest.fixture

@@ -1,0 +1,67 @@
+"""vaelib.save / vaelib.load: one safe file per model, written atomically."""
+
+import os
+
+import pytest
+import torch
+
+import vaelib
+from vaelib import VAE, ConvVAE, ConvVAEConfig, VAEConfig
+from vaelib.checkpoints import atomic_write
+
+
+@pytest.mark.parametrize("model", [
+    VAE(VAEConfig(x_dim=12, hidden_dim=8, z_dim=3, likelihood="gaussian",
+                  decoder_variance_floor=0.01, seed=0)),
+    ConvVAE(ConvVAEConfig(image_shape=(1, 8, 8), z_dim=2, channels=(4, 4), hidden_dim=8,
+                          seed=0)),
+])
+def test_save_and_load_round_trip(tmp_path, model):
+    path = vaelib.save(model, tmp_path / "model.pt")
+    loaded = vaelib.load(path)
+    assert type(loaded) is type(model) and loaded.config == model.config
+    assert not loaded.training
+    for (name, p), q in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(p, q), name
+    payload = torch.load(path, weights_only=True)  # no pickled code is needed
+    assert payload["format"] == "vaelib-model" and payload["model"]["class"] == type(model).__name__
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
+
+
+def test_history_is_stored_with_the_model(tmp_path):
+    model = VAE(VAEConfig(x_dim=784, hidden_dim=8, z_dim=2, seed=0))
+    history = vaelib.fit(model, torch.rand(50, 784), epochs=2, progress="none")
+    vaelib.save(model, tmp_path / "m.pt", history=history)
+    _, loaded = vaelib.load(tmp_path / "m.pt", with_history=True)
+    assert loaded.to_dict() == history.to_dict()
+
+
+def test_an_interrupted_save_keeps_the_old_file(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"old")
+
+    def half_then_fail(tmp):
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, half_then_fail)
+    assert path.read_bytes() == b"old" and sorted(os.listdir(tmp_path)) == ["model.pt"]
+
+
+def test_clear_errors(tmp_path):
+    model = VAE(VAEConfig(x_dim=4, hidden_dim=4, z_dim=2))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        vaelib.save(model, tmp_path / "nope" / "model.pt")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        vaelib.save(model, tmp_path)
+    with pytest.raises(TypeError, match="state_dict"):
+        vaelib.save(torch.nn.Linear(2, 2), tmp_path / "linear.pt")
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        vaelib.load(tmp_path / "missing.pt")
+    torch.save(model.state_dict(), tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="not written by vaelib.save"):
+        vaelib.load(tmp_path / "plain.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="not a vaelib model file"):
+        vaelib.load(tmp_path / "junk.pt")
