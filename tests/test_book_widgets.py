@@ -83,3 +83,20 @@ def test_live_view_builds_sliders():
     assert [s.description for s in sliders] == ["mu", "sigma"]
     assert sliders[0].min == -1 and sliders[0].max == 1 and sliders[0].value == 0
     plt.close("all")
+
+
+def test_live_view_tells_the_reader_to_rerun_the_cell(capsys):
+    pytest.importorskip("ipywidgets")
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+
+    from vaelib.book.widgets import RERUN_NOTE, LiveExplorer
+
+    view = explorer(render_curve, {"mu": [-1, 0, 1], "sigma": [1.0]}, static=False)
+    assert isinstance(view, LiveExplorer)
+    InteractiveShell.instance()  # display() needs a shell to publish to
+    display(view)
+    out = capsys.readouterr().out
+    assert "run this cell again" in RERUN_NOTE and "Error displaying widget" in RERUN_NOTE
+    assert "run this cell again" in out  # published after the widget, as plain text too
+    plt.close("all")

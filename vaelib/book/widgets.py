@@ -22,6 +22,7 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -246,7 +247,33 @@ def _live(
 
     widgets.interactive_output(draw, sliders)
     header = [widgets.HTML(f"<p>{html.escape(description)}</p>")] if description else []
-    return widgets.VBox([*header, *sliders.values(), out])
+    return LiveExplorer(widgets.VBox([*header, *sliders.values(), out]))
+
+
+RERUN_NOTE = (
+    "The sliders need a running kernel: if this notebook was reopened and the view above shows "
+    '"Error displaying widget" or nothing, run this cell again.'
+)
+
+
+class LiveExplorer:
+    """Live sliders (``widget``, an ``ipywidgets.VBox``) followed by a one-line note that stays
+    readable when a saved notebook is reopened without its widgets: run the cell again."""
+
+    def __init__(self, widget: Any) -> None:
+        self.widget = widget
+
+    @property
+    def children(self) -> tuple[Any, ...]:
+        return self.widget.children
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+        note = html.escape(RERUN_NOTE)
+        display({"text/html": f'<p style="font-size:smaller;color:#555;margin-top:0.3em;">'
+                              f"{note}</p>", "text/plain": RERUN_NOTE}, raw=True)
 
 
 def explorer(
@@ -276,7 +303,8 @@ def explorer(
         width: display width in pixels of the pre-rendered picture (default: natural size).
 
     Returns:
-        A :class:`StaticExplorer` (displays as HTML) or an ``ipywidgets.VBox``.
+        A :class:`StaticExplorer` (displays as HTML) or a :class:`LiveExplorer` (sliders, then a
+        note to re-run the cell if a reopened notebook has lost its widgets).
     """
     if _is_static(static):
         return render_static(render, params, initial, labels, description, dpi=dpi, width=width)
