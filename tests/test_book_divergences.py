@@ -10,6 +10,7 @@ from torch.distributions import Normal
 
 from vaelib.book.divergences import (
     fit_gaussian,
+    gaussian_kl,
     kl_on_grid,
     mixture_log_prob,
     normal_log_prob,
@@ -135,9 +136,50 @@ def test_reverse_fit_seeks_the_mode_nearest_its_start():
     assert right.sigma == pytest.approx(0.6, abs=0.01)
     # q sits on one of two equal modes: KL(q || p) is close to log 2
     assert right.kl == pytest.approx(math.log(2), abs=0.01)
-    # a broad q between the modes is another local minimum, a worse one
-    middle = fit_gaussian(_bimodal, GRID, "reverse", init=(0.0, 2.5))
-    assert middle.mu == pytest.approx(0.0, abs=1e-6) and middle.kl > right.kl + 0.1
+    # a broad q between the modes is another local minimum, a worse one, reached from an
+    # off-centre start (so symmetry alone does not hold mu at 0)
+    middle = fit_gaussian(_bimodal, GRID, "reverse", init=(0.3, 2.5))
+    assert middle.mu == pytest.approx(0.0, abs=1e-4) and middle.kl > right.kl + 0.1
+    target = _bimodal(GRID)
+    hessian = torch.autograd.functional.hessian(
+        lambda t: gaussian_kl(target, GRID, t[0], t[1].exp(), "reverse"),
+        torch.tensor([middle.mu, math.log(middle.sigma)], dtype=torch.float64),
+    )
+    assert torch.linalg.eigvalsh(hessian).min() > 0.1
+
+
+@pytest.mark.parametrize("direction", ["reverse", "forward"])
+def test_gaussian_kl_matches_the_closed_form_in_both_directions(direction):
+    log_p = normal_log_prob(GRID, 0.5, 1.5)
+    mu = torch.tensor([[-1.0, 0.0, 2.0]], dtype=torch.float64)
+    sigma = torch.tensor([[0.5], [1.0]], dtype=torch.float64)
+    got = gaussian_kl(log_p, GRID, mu, sigma, direction)
+    assert got.shape == (2, 3)
+    mu_p = torch.tensor([0.5], dtype=torch.float64)
+    logvar_p = torch.tensor([2 * math.log(1.5)], dtype=torch.float64)
+    for i, s in enumerate(sigma[:, 0].tolist()):
+        for j, m in enumerate(mu[0].tolist()):
+            q = (
+                torch.tensor([m], dtype=torch.float64),
+                torch.tensor([2 * math.log(s)], dtype=torch.float64),
+            )
+            pair = (q, (mu_p, logvar_p)) if direction == "reverse" else ((mu_p, logvar_p), q)
+            expected = kl_normal_normal(*pair[0], *pair[1])
+            assert float(got[i, j]) == pytest.approx(float(expected), abs=1e-9)
+
+
+def test_gaussian_kl_rejects_a_bad_direction():
+    with pytest.raises(ValueError, match="direction"):
+        gaussian_kl(_bimodal(GRID), GRID, 0.0, 1.0, "sideways")
+
+
+def test_forward_fit_has_one_minimum():
+    """From far-apart starts the forward fit reaches the same moment-matching Gaussian."""
+    fits = [
+        fit_gaussian(_bimodal, GRID, "forward", init=init) for init in [(-3.0, 0.5), (2.0, 3.0)]
+    ]
+    assert fits[0].mu == pytest.approx(fits[1].mu, abs=1e-5)
+    assert fits[0].sigma == pytest.approx(fits[1].sigma, abs=1e-5)
 
 
 def test_fit_gaussian_rejects_bad_arguments():

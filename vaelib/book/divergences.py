@@ -58,12 +58,13 @@ def mixture_log_prob(
 ) -> torch.Tensor:
     r"""Log-density of a one-dimensional Gaussian mixture.
 
-    .. math:: \log p(z) = \log \sum_{c=1}^C \pi_c\, \mathcal N(z \mid m_k, s_k^2)
+    .. math:: \log p(z) = \log \sum_{c=1}^C \pi_c\, \mathcal N(z \mid m_c, s_c^2)
 
     Args:
         z: points, shape ``(N,)`` (any shape works).
         weights: mixture weights :math:`\pi_c`, shape ``(C,)``, positive, summing to 1.
-        means, sigmas: component means and standard deviations, shape ``(C,)``.
+        means, sigmas: component means :math:`m_c` and standard deviations :math:`s_c`, shape
+            ``(C,)``.
 
     Returns:
         shape of ``z``, in nats.
@@ -120,6 +121,39 @@ def kl_on_grid(log_p: torch.Tensor, log_q: torch.Tensor, z: torch.Tensor) -> tor
     return torch.trapezoid(integrand, dx=dz, dim=-1)
 
 
+def gaussian_kl(
+    log_p: torch.Tensor,
+    z: torch.Tensor,
+    mu: torch.Tensor | float,
+    sigma: torch.Tensor | float,
+    direction: Literal["reverse", "forward"],
+) -> torch.Tensor:
+    r"""The KL between a 1-D target :math:`p` and Gaussians :math:`q = \mathcal N(\mu, \sigma^2)`.
+
+    ``direction="reverse"`` gives :math:`D_{KL}(q\,\|\,p)` (the ELBO's direction),
+    ``direction="forward"`` gives :math:`D_{KL}(p\,\|\,q)`; both with :func:`kl_on_grid`.
+    Differentiable in ``mu`` and ``sigma``, so it can be minimised, or its Hessian taken.
+
+    Args:
+        log_p: the target's log-density evaluated on the grid, shape ``(N,)``.
+        z: evenly spaced grid covering the target and every ``q``, shape ``(N,)``.
+        mu, sigma: means and standard deviations :math:`\sigma > 0` of the Gaussians, any
+            (broadcastable) shape ``(...)``: a grid of ``(mu, sigma)`` gives a KL landscape.
+        direction: ``"reverse"`` or ``"forward"``.
+
+    Returns:
+        KL in nats, shape ``broadcast(mu, sigma)``.
+    """
+    if direction not in ("reverse", "forward"):
+        raise ValueError(f"direction must be 'reverse' or 'forward', got {direction!r}.")
+    mu = torch.as_tensor(mu, dtype=z.dtype)
+    sigma = torch.as_tensor(sigma, dtype=z.dtype)
+    log_q = normal_log_prob(z, mu.unsqueeze(-1), sigma.unsqueeze(-1))  # (..., N)
+    if direction == "reverse":
+        return kl_on_grid(log_q, log_p, z)
+    return kl_on_grid(log_p, log_q, z)
+
+
 class GaussianFit(NamedTuple):
     """The Gaussian :math:`\\mathcal N(\\mu, \\sigma^2)` that minimises a KL, and that KL (nats)."""
 
@@ -139,8 +173,8 @@ def fit_gaussian(
 
     ``direction="reverse"`` minimises :math:`D_{KL}(q\,\|\,p)` (mode-seeking, the ELBO's
     direction); ``direction="forward"`` minimises :math:`D_{KL}(p\,\|\,q)` (mass-covering).
-    Both are computed with :func:`kl_on_grid` and minimised over :math:`(\mu, \log\sigma)` with
-    L-BFGS from ``init``. The reverse KL can have several local minima (one on each mode, and
+    Both are computed with :func:`gaussian_kl` and minimised over :math:`(\mu, \log\sigma)`
+    with L-BFGS from ``init``. The reverse KL can have several local minima (one on each mode, and
     for some targets a broad one between them): the one found depends on ``init``.
 
     Args:
@@ -163,13 +197,14 @@ def fit_gaussian(
     log_sigma = torch.tensor(math.log(init[1]), dtype=torch.float64, requires_grad=True)
 
     def divergence() -> torch.Tensor:
-        log_q = normal_log_prob(z, mu, torch.exp(log_sigma))
-        if direction == "reverse":
-            return kl_on_grid(log_q, target, z)
-        return kl_on_grid(target, log_q, z)
+        return gaussian_kl(target, z, mu, torch.exp(log_sigma), direction)
 
     optimizer = torch.optim.LBFGS(
-        [mu, log_sigma], max_iter=max_iter, tolerance_grad=1e-10, line_search_fn="strong_wolfe"
+        [mu, log_sigma],
+        max_iter=max_iter,
+        tolerance_grad=1e-10,
+        tolerance_change=1e-14,
+        line_search_fn="strong_wolfe",
     )
 
     def closure() -> torch.Tensor:
