@@ -40,6 +40,9 @@ def test_numbers_read_as_plain_text():
     assert isinstance(text, Text) and repr(text) == "−166.7" and str(text) == "−166.7"
     assert number(-0.04, ".1f") == "0.0" and number(1234.5, ",.0f", "nats") == "1,234 nats"
     assert percent(0.904, 1) == "90.4%"
+    assert number(50, "d") == "50" and number(4000, ",d") == "4,000" and number(-3, "d") == "−3"
+    with pytest.raises(ValueError, match="whole number"):
+        number(2.5, "d")
     from IPython.lib.pretty import pretty
 
     assert pretty(text) == "−166.7"  # what Jupyter and the book build show

@@ -64,3 +64,21 @@ def test_diagnostics_accept_numpy_and_restore_the_training_mode():
     assert kl_per_dimension(model, x).shape == (2,)
     assert active_units(model, x).variances.shape == (2,)
     assert model.training
+
+
+def test_aggregate_posterior_is_the_law_of_total_variance():
+    """Samples from the mixture of the q(z|x_n) have the stated mean and variance."""
+    from vaelib.diagnostics import aggregate_posterior
+
+    gen = torch.Generator().manual_seed(2)
+    A = torch.randn(3, 2, generator=gen, dtype=torch.float64)
+    logvar = torch.tensor([-1.0, 0.5], dtype=torch.float64)
+    model = FixedEncoder(A, logvar)
+    x = torch.randn(500, 3, generator=gen, dtype=torch.float64)
+    moments = aggregate_posterior(model, x, batch_size=128)
+    n = torch.randint(0, 500, (400_000,), generator=gen)  # pick a datapoint, then z ~ q(z|x_n)
+    z = (x @ A)[n] + torch.exp(0.5 * logvar) * torch.randn(400_000, 2, generator=gen,
+                                                            dtype=torch.float64)
+    se_mean = z.std(0) / 400_000**0.5
+    assert ((z.mean(0) - moments.mean).abs() < 5 * se_mean).all()
+    assert torch.allclose(z.var(0), moments.var, rtol=0.02)  # the s.e. of a variance is ~0.3% here

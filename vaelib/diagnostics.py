@@ -23,7 +23,14 @@ import torch
 from vaelib._checks import as_data, check_number, check_positive_int
 from vaelib.distributions import kl_normal_standard_per_dim
 
-__all__ = ["ActiveUnits", "CollapseWarning", "active_units", "kl_per_dimension"]
+__all__ = [
+    "ActiveUnits",
+    "AggregatePosterior",
+    "CollapseWarning",
+    "active_units",
+    "aggregate_posterior",
+    "kl_per_dimension",
+]
 
 AU_THRESHOLD = 0.01  # Burda et al. (2016)
 
@@ -86,3 +93,26 @@ def active_units(
     variances = mu.double().var(0, unbiased=False)
     active = variances > threshold
     return ActiveUnits(int(active.sum()), active, variances)
+
+
+class AggregatePosterior(NamedTuple):
+    """Mean and variance per latent dimension of the aggregate posterior, each ``(J,)``."""
+
+    mean: torch.Tensor
+    var: torch.Tensor
+
+
+def aggregate_posterior(model: Any, x: Any, batch_size: int = 1000) -> AggregatePosterior:
+    r"""Moments of the aggregate posterior :math:`q(z) = \frac1N \sum_n q(z|x_n)`, per dimension.
+
+    .. math::
+        \mathbb E_{q}[z_j] = \overline{\mu_j}, \qquad
+        \operatorname{Var}_{q}[z_j] = \operatorname{Var}_n\big(\mu_j(x_n)\big)
+        + \overline{\sigma_j^2}
+
+    (the law of total variance). A VAE whose codes fill the prior :math:`\mathcal N(0, I)` has
+    means near 0 and variances near 1.
+    """
+    mu, logvar = _encode_all(model, x, batch_size)
+    mu, logvar = mu.double(), logvar.double()
+    return AggregatePosterior(mu.mean(0), mu.var(0, unbiased=False) + logvar.exp().mean(0))

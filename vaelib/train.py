@@ -334,7 +334,7 @@ def _make_optimizer(name: str, params: list[nn.Parameter], lr: float) -> torch.o
     cls = torch.optim.Adam if name == "adam" else torch.optim.Adagrad
     try:
         return cls(params, lr=lr, fused=True)
-    except (RuntimeError, ValueError):  # a device or dtype without a fused kernel
+    except (RuntimeError, ValueError, TypeError):  # no fused kernel here (or an older torch)
         return cls(params, lr=lr)
 
 
@@ -345,7 +345,7 @@ def _log_line(epoch: int, epochs: int, row: dict[str, float], ae: bool, timed: b
     if f"test_{key}" in row:
         line += f"  test {key} {row[f'test_{key}']:9.2f}"
     if not ae:
-        line += f"  kl {row['train_kl']:6.2f}"
+        line += f"  train kl {row['train_kl']:6.2f}"
     if "active_units" in row:
         line += f"  active units {int(row['active_units'])}"
     if timed:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["Text", "number", "percent"]
+__all__ = ["Text", "inline_png", "number", "percent"]
 
 MINUS = "\N{MINUS SIGN}"
 
@@ -33,6 +33,10 @@ def number(value: float, spec: str = ".1f", unit: str = "") -> Text:
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"number() formats finite values, got {value}.")
+    if spec.endswith("d"):  # an integer format: the value must be a whole number
+        if value != int(value):
+            raise ValueError(f"number({value}, {spec!r}): an integer format needs a whole number.")
+        value = int(value)
     text = format(value, spec)
     if text.lstrip("-").strip("0.,") == "" and text.startswith("-"):
         text = text[1:]  # no "-0.0"
@@ -43,3 +47,21 @@ def number(value: float, spec: str = ".1f", unit: str = "") -> Text:
 def percent(fraction: float, digits: int = 0) -> Text:
     """A fraction as a percentage: ``percent(0.904, 1)`` is ``90.4%``."""
     return Text(f"{format(100.0 * float(fraction), f'.{digits}f')}%")
+
+
+def inline_png(fig: Any, alt: str, dpi: int = 100) -> Any:
+    """A matplotlib figure as an HTML ``<img>`` with the PNG inside (a data URL), for a figure
+    that another page of the book shows (a glued image file is not copied across pages). The
+    figure is closed."""
+    import base64
+    import html
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return HTML(f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">')

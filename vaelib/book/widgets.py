@@ -309,3 +309,32 @@ def explorer(
     if _is_static(static):
         return render_static(render, params, initial, labels, description, dpi=dpi, width=width)
     return _live(render, params, initial, labels, description)
+
+
+def decoder_explorer(
+    model: Any,
+    values: Sequence[float],
+    image_shape: tuple[int, int] = (28, 28),
+    description: str = "",
+    width: int | None = 196,
+):
+    """An explorer of a 2-D decoder: two sliders set :math:`z = (z_1, z_2)`, the picture is the
+    decoder's mean image there (the same values on both axes)."""
+    import torch
+
+    if getattr(model, "z_dim", 2) != 2:
+        raise ValueError(f"decoder_explorer needs a model with z_dim=2, got {model.z_dim}.")
+    param = next(model.parameters())
+
+    def decode_point(z1: float, z2: float) -> np.ndarray:
+        with torch.no_grad():
+            z = torch.tensor([[z1, z2]], dtype=param.dtype, device=param.device)
+            return model.decode(z).reshape(image_shape).cpu().numpy()
+
+    return explorer(
+        decode_point,
+        {"z1": list(values), "z2": list(values)},
+        labels={"z1": "z₁", "z2": "z₂"},
+        description=description,
+        width=width,
+    )
