@@ -12,6 +12,7 @@ from vaelib.book.backprop import (
     layer_params,
     mse,
     mse_grad,
+    numerical_gradients,
 )
 from vaelib.models import MLP
 
@@ -73,6 +74,34 @@ def test_forward_and_backward_match_the_module_and_autograd(sizes, activation, s
     for (dw, db), linear in zip(grads, linears):
         assert torch.allclose(dw, linear.weight.grad.T, atol=1e-12)
         assert torch.allclose(db, linear.bias.grad, atol=1e-12)
+
+
+def test_relu_derivative_at_zero_is_zero_like_autograd_through_relu():
+    f, df = ACTIVATION_FUNCTIONS["relu"]
+    a = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(f(a).sum(), a)
+    assert grad.tolist() == df(a.detach()).tolist() == [0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_numerical_gradients_match_backward(activation):
+    torch.manual_seed(1)
+    net = MLP(3, [4, 4], 2, activation=activation).double()
+    params = layer_params(net)
+    before = [(w.clone(), b.clone()) for w, b in params]
+    x = torch.randn(6, 3, dtype=torch.float64)
+    t = torch.randn(6, 2, dtype=torch.float64)
+    y, cache = forward(params, x, activation)
+    exact = backward(params, cache, mse_grad(y, t), activation)
+    approx = numerical_gradients(params, x, t, activation, h=1e-6)
+    for (dw, db), (nw, nb), (w, b), (w0, b0) in zip(exact, approx, params, before):
+        assert nw.shape == dw.shape and nb.shape == db.shape
+        # ReLU: no pre-activation lies within h of its kink for this seed
+        assert torch.allclose(nw, dw, rtol=0, atol=1e-8)
+        assert torch.allclose(nb, db, rtol=0, atol=1e-8)
+        assert torch.equal(w, w0) and torch.equal(b, b0)  # params are not modified
+    with pytest.raises(ValueError, match="h must be positive"):
+        numerical_gradients(params, x, t, activation, h=0.0)
 
 
 def test_unknown_activation_is_named():

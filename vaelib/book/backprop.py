@@ -19,7 +19,10 @@ the chain rule runs the layers backwards:
     \Delta_{q-1} = \bigl(\Delta_q W_q^\top\bigr) \odot f'(A_{q-1}).
 
 Shapes: ``x`` ``(N, D)``, ``y`` ``(N, U_Q)``, each :math:`\Delta_q` ``(N, U_q)``. In code the
-layers are numbered from 0.
+layers are numbered from 0: ``params[i]`` is layer :math:`q = i + 1`.
+
+:func:`numerical_gradients` computes the same derivatives without the chain rule, by central
+finite differences, at the cost of two forward passes per parameter.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
     "layer_params",
     "mse",
     "mse_grad",
+    "numerical_gradients",
     "relu",
     "relu_derivative",
     "sigmoid",
@@ -168,12 +172,12 @@ def forward(
     """
     f = _activation(activation).f
     inputs, pre_activations = [], []
-    h = x
-    for i, (w, b) in enumerate(params):
-        a = h @ w + b  # (N, U_q)
+    h = x  # H_0 = X
+    for i, (W, b) in enumerate(params):  # Python index i is layer q = i + 1
+        a = h @ W + b  # A_q = H_{q-1} W_q + b_q, (N, U_q)
         inputs.append(h)
         pre_activations.append(a)
-        h = f(a) if i < len(params) - 1 else a  # the last layer stays affine
+        h = f(a) if i < len(params) - 1 else a  # H_q = f(A_q); the last layer stays affine
     return h, ForwardCache(inputs, pre_activations)
 
 
@@ -183,22 +187,82 @@ def backward(
     dE_dy: Tensor,
     activation: str = "relu",
 ) -> list[tuple[Tensor, Tensor]]:
-    r"""Backward pass: ``[(dE/dW_l, dE/db_l)]`` for every layer.
+    r"""Backward pass: ``[(dE/dW_q, dE/db_q)]`` for every layer, first layer first.
 
-    From :math:`\Delta_Q = \partial E / \partial Y` ``(N, U_Q)``, last layer first:
+    Rows are examples: :math:`H_{q-1}` ``(N, U_{q-1})`` holds the inputs of layer :math:`q`,
+    :math:`A_q` ``(N, U_q)`` its pre-activations (both from the ``cache``), and row :math:`n`
+    of :math:`\Delta_q` is :math:`\partial E / \partial a_q` for example :math:`n`. From
+    :math:`\Delta_Q = \partial E / \partial Y` (``dE_dy``, ``(N, U_Q)``), last layer first:
     :math:`\partial E / \partial W_q = H_{q-1}^\top \Delta_q`,
-    :math:`\partial E / \partial b_q = \sum_n \Delta_{q,n}`,
+    :math:`\partial E / \partial b_q = \sum_n \Delta_{q,n}` (the rows summed),
     :math:`\Delta_{q-1} = (\Delta_q W_q^\top) \odot f'(A_{q-1})`.
     """
     df = _activation(activation).df
     grads: list[tuple[Tensor, Tensor]] = []
     delta = dE_dy  # Δ_Q = ∂E/∂A_Q, since Y = A_Q
-    for i in reversed(range(len(params))):
-        w, _ = params[i]
-        grads.append((cache.inputs[i].T @ delta, delta.sum(0)))
+    for i in reversed(range(len(params))):  # Python index i is layer q = i + 1
+        W, _ = params[i]
+        grads.append((cache.inputs[i].T @ delta, delta.sum(0)))  # H_{q-1}^T Δ_q, rows summed
         if i > 0:
-            delta = (delta @ w.T) * df(cache.pre_activations[i - 1])  # Δ_{q-1}
+            delta = (delta @ W.T) * df(cache.pre_activations[i - 1])  # Δ_{q-1}
     return grads[::-1]
+
+
+def numerical_gradients(
+    params: Sequence[tuple[Tensor, Tensor]],
+    x: Tensor,
+    t: Tensor,
+    activation: str = "relu",
+    h: float = 1e-6,
+) -> list[tuple[Tensor, Tensor]]:
+    r"""Central finite differences of :math:`E =` :func:`mse` ``(forward(params, x)[0], t)``,
+    one parameter at a time, without the chain rule:
+
+    .. math::
+        \frac{\partial E}{\partial w_i} \approx \frac{E(w + h e_i) - E(w - h e_i)}{2h},
+
+    where :math:`w` collects all weights and biases and :math:`e_i` is the :math:`i`-th unit
+    vector. The error is of order :math:`h^2` (the next term of the Taylor series) plus about
+    :math:`\epsilon |E| / h` from rounding (:math:`\epsilon = 2^{-52}` in double precision).
+    It costs two forward passes per parameter, :math:`2P` for :math:`P` parameters.
+
+    Args:
+        params: ``[(W_q, b_q)]`` as from :func:`layer_params` (not modified).
+        x: inputs ``(N, D)``.
+        t: targets, the shape of the network's output ``(N, U_Q)``.
+        activation: the hidden activation, a name of :data:`ACTIVATION_FUNCTIONS`.
+        h: the step, positive.
+
+    Returns:
+        ``[(dE/dW_q, dE/db_q)]`` with the shapes of ``params``, like :func:`backward`.
+    """
+    if not h > 0:
+        raise ValueError(f"h must be positive, got {h}.")
+    _activation(activation)
+    work = [
+        tuple(p.detach().clone(memory_format=torch.contiguous_format) for p in layer)
+        for layer in params
+    ]
+
+    def cost() -> float:
+        return mse(forward(work, x, activation)[0], t).item()
+
+    grads = []
+    for layer in work:
+        layer_grads = []
+        for p in layer:
+            flat, grad = p.view(-1), torch.zeros(p.numel(), dtype=p.dtype)
+            for i in range(flat.numel()):
+                old = flat[i].item()
+                flat[i] = old + h
+                up, e_up = flat[i].item(), cost()
+                flat[i] = old - h
+                down, e_down = flat[i].item(), cost()
+                flat[i] = old
+                grad[i] = (e_up - e_down) / (up - down)  # the step as stored, after rounding
+            layer_grads.append(grad.view(p.shape))
+        grads.append((layer_grads[0], layer_grads[1]))
+    return grads
 
 
 class Perceptron(nn.Module):
@@ -206,10 +270,11 @@ class Perceptron(nn.Module):
 
     Args:
         in_dim: ``D``.
-        activation: ``f``: ``"identity"`` gives linear regression, ``"sigmoid"`` logistic
-            regression (any name of :data:`vaelib.models.ACTIVATIONS`).
+        activation: ``f``: ``"identity"`` gives the linear model of linear regression,
+            ``"sigmoid"`` the model of logistic regression (any name of
+            :data:`vaelib.models.ACTIVATIONS`).
 
-    Shapes: ``x`` ``(B, D)`` → ``y`` ``(B,)``.
+    Shapes: ``x`` ``(N, D)`` (one example per row) → ``y`` ``(N,)``.
     """
 
     def __init__(self, in_dim: int, activation: str = "identity") -> None:
@@ -223,5 +288,5 @@ class Perceptron(nn.Module):
         self.activation = ACTIVATIONS[activation]()
 
     def forward(self, x: Tensor) -> Tensor:
-        """The output :math:`y(x)` ``(B,)`` for ``x`` ``(B, D)``."""
+        """The output :math:`y(x)` ``(N,)`` for ``x`` ``(N, D)``."""
         return self.activation(self.linear(x)).squeeze(-1)

@@ -1,7 +1,8 @@
-"""Diagrams of the book: a fully connected network drawn as circles (units) and lines (weights).
+"""Diagrams of the book: a fully connected network drawn as circles (units) and lines (weights),
+and the activation functions with their derivatives.
 
-Like :mod:`vaelib.plotting`, the helper draws on ``ax`` (a new figure when ``None``), returns the
-axes and never calls ``show`` or touches global style.
+Like :mod:`vaelib.plotting`, the helpers draw on the axes they are given (a new figure when
+``None``), return the axes and never call ``show`` or touch global style.
 """
 
 from __future__ import annotations
@@ -9,12 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
+import torch
 from matplotlib.axes import Axes
 from matplotlib.patches import Circle
 
 from vaelib._checks import check_positive_int
+from vaelib.book.backprop import ACTIVATION_FUNCTIONS
 
-__all__ = ["draw_network"]
+__all__ = ["draw_activations", "draw_network"]
+
+_TITLES = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "ReLU", "identity": "identity"}
 
 
 def draw_network(
@@ -82,3 +88,63 @@ def draw_network(
     ax.set_aspect("equal")
     ax.set_axis_off()
     return ax
+
+
+def draw_activations(
+    names: Sequence[str] = ("sigmoid", "tanh", "relu"),
+    axes: Sequence[Axes] | None = None,
+    a_max: float = 4.0,
+    num_points: int = 401,
+) -> np.ndarray:
+    """Draw activation functions of :data:`vaelib.book.backprop.ACTIVATION_FUNCTIONS`, one panel
+    each: :math:`f(a)` solid and :math:`f'(a)` dashed, for :math:`a` in ``[-a_max, a_max]``.
+
+    Where :math:`f'` jumps at :math:`a = 0` (the ReLU), its two branches are drawn separately,
+    not joined by a vertical segment; a filled dot marks the value the derivative function
+    returns at 0 and an open dot the other one-sided limit.
+
+    Args:
+        names: activation names, e.g. ``("sigmoid", "tanh", "relu")``.
+        axes: one axes per name; a new row of panels when ``None``.
+        a_max: half-width of the range of :math:`a`.
+        num_points: points per curve.
+
+    Returns:
+        The axes, as a 1-d array.
+    """
+    names = list(names)
+    unknown = [n for n in names if n not in ACTIVATION_FUNCTIONS]
+    if not names or unknown:
+        raise ValueError(
+            f"names must be activations from {sorted(ACTIVATION_FUNCTIONS)}, got {names}."
+        )
+    if not a_max > 0:
+        raise ValueError(f"a_max must be positive, got {a_max}.")
+    num_points = check_positive_int(num_points, "num_points")
+    if axes is None:
+        _, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3), squeeze=False)
+    axes = np.asarray(axes, dtype=object).ravel()
+    if len(axes) != len(names):
+        raise ValueError(f"got {len(axes)} axes for {len(names)} activations.")
+    a = torch.linspace(-a_max, a_max, num_points, dtype=torch.float64)
+    left, right = a[a < 0], a[a > 0]
+    zero, tiny = torch.zeros(1, dtype=torch.float64), torch.full((1,), 1e-9, dtype=torch.float64)
+    for ax, name in zip(axes, names):
+        f, df = ACTIVATION_FUNCTIONS[name]
+        ax.plot(a, f(a), label="$f(a)$")
+        at_zero, below, above = df(zero).item(), df(-tiny).item(), df(tiny).item()
+        if np.isclose(below, above, atol=1e-6):  # f' continuous at 0: one curve
+            ax.plot(a, df(a), linestyle="--", color="C1", label="$f'(a)$")
+        else:  # a jump at 0: two branches, the value used at 0 filled, the other limit open
+            ax.plot(left, df(left), linestyle="--", color="C1", label="$f'(a)$")
+            ax.plot(right, df(right), linestyle="--", color="C1")
+            ax.plot([0], [at_zero], "o", color="C1", ms=5)
+            other = above if np.isclose(at_zero, below) else below
+            ax.plot([0], [other], "o", mfc="white", mec="C1", ms=5)
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.axvline(0, color="0.6", lw=0.6)
+        ax.set_title(_TITLES.get(name, name))
+        ax.set_xlabel("$a$")
+        ax.set_ylim(-1.2, 2.2)
+        ax.legend(loc="upper left", fontsize="small")
+    return axes
