@@ -12,8 +12,10 @@ from scipy.linalg import subspace_angles
 from vaelib.book.metrics import (
     accuracy,
     cluster_purity,
+    nearest_distances,
     principal_angles,
     roc_auc,
+    roc_auc_null_std,
     roc_curve,
     subspace_distance,
 )
@@ -112,3 +114,30 @@ def test_subspace_distance_is_the_norm_of_the_sines(seed, k):
 def test_subspace_distance_needs_equal_dimensions():
     with pytest.raises(ValueError, match="same dimension"):
         subspace_distance(torch.randn(5, 2), torch.randn(5, 3))
+
+
+@pytest.mark.parametrize("n_pos, n_neg", [(1, 1), (2, 3), (3, 4), (4, 4)])
+def test_roc_auc_null_std_is_the_spread_over_all_orderings(n_pos, n_neg):
+    from itertools import combinations
+
+    n = n_pos + n_neg
+    scores = np.arange(n, dtype=float)  # distinct scores; every set of positive ranks equally likely
+    aucs = []
+    for chosen in combinations(range(n), n_pos):
+        positive = np.zeros(n, dtype=bool)
+        positive[list(chosen)] = True
+        aucs.append(roc_auc(scores, positive))
+    positive = np.r_[np.ones(n_pos, dtype=bool), np.zeros(n_neg, dtype=bool)]
+    assert np.mean(aucs) == pytest.approx(0.5)
+    assert roc_auc_null_std(positive) == pytest.approx(np.std(aucs), rel=1e-12)
+    assert roc_auc_null_std(torch.tensor(positive)) == roc_auc_null_std(positive)
+
+
+def test_nearest_distances_against_a_loop():
+    gen = torch.Generator().manual_seed(3)
+    queries, reference = torch.randn(7, 3, generator=gen), torch.randn(11, 3, generator=gen)
+    expected = torch.tensor([min((q - r).norm().item() for r in reference) for q in queries])
+    assert torch.allclose(nearest_distances(queries, reference), expected, atol=1e-6)
+    assert torch.equal(nearest_distances(reference, reference), torch.zeros(11))
+    with pytest.raises(ValueError, match="same number of columns"):
+        nearest_distances(torch.randn(4, 3), torch.randn(4, 2))

@@ -6,7 +6,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaelib.book.pca import linear_autoencoder_loss, pca, pca_decode, pca_encode
+from vaelib.book.pca import (
+    covariance,
+    linear_autoencoder_loss,
+    pca,
+    pca_decode,
+    pca_encode,
+    train_linear_autoencoder,
+    truncate,
+)
 
 
 def _data(seed: int, n: int = 200, d: int = 6) -> torch.Tensor:
@@ -90,3 +98,66 @@ def test_linear_autoencoder_loss_gradient_matches_the_direct_form():
 def test_linear_autoencoder_loss_checks_shapes():
     with pytest.raises(ValueError, match="expected encoder_weight"):
         linear_autoencoder_loss(torch.randn(6, 2), torch.randn(6, 2), torch.eye(6))
+
+
+def test_covariance_divides_by_n_and_is_what_pca_decomposes():
+    x = _data(4)
+    cov = covariance(x)
+    assert torch.allclose(cov, torch.cov(x.T, correction=0), atol=1e-12)
+    p = pca(x, 6)
+    rebuilt = p.components @ torch.diag(p.variances) @ p.components.T
+    assert torch.allclose(rebuilt, cov, atol=1e-10)
+    assert p.total_variance.item() == pytest.approx(torch.trace(cov).item())
+    with pytest.raises(ValueError, match="matrix"):
+        covariance(torch.randn(3, 4, 5))
+
+
+def test_truncate_equals_a_fit_with_fewer_components():
+    x = _data(5)
+    big, small = pca(x, 5), pca(x, 2)
+    cut = truncate(big, 2)
+    assert cut.components.shape == (6, 2) and cut.variances.shape == (2,)
+    for a, b in zip(cut, small):
+        assert torch.allclose(a, b, atol=1e-10)
+    assert big.components.shape == (6, 5)  # the original is left alone
+    with pytest.raises(ValueError, match="at most"):
+        truncate(big, 6)
+
+
+def test_train_linear_autoencoder_is_gradient_descent_on_the_cost():
+    x = _data(6)
+    cov = covariance(x)
+    run = train_linear_autoencoder(cov, 2, steps=3, lr=0.01, init_std=0.1, seed=7, every=2)
+    assert run.steps.tolist() == [0, 2, 3]
+    gen = torch.Generator().manual_seed(7)  # redo the steps by hand
+    w_e = 0.1 * torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    w_d = 0.1 * torch.randn(2, 6, generator=gen, dtype=torch.float64)
+    costs, snapshots = [], []
+    for _ in range(4):
+        w_e.requires_grad_(True)
+        w_d.requires_grad_(True)
+        cost = linear_autoencoder_loss(w_e, w_d, cov)
+        costs.append(cost.item())
+        snapshots.append((w_e.detach(), w_d.detach()))
+        g_e, g_d = torch.autograd.grad(cost, (w_e, w_d))
+        w_e, w_d = w_e.detach() - 0.01 * g_e, w_d.detach() - 0.01 * g_d
+    assert torch.allclose(run.costs, torch.tensor(costs, dtype=torch.float64)[[0, 2, 3]])
+    assert torch.equal(run.encoder_weights[0], snapshots[0][0])
+    assert torch.allclose(run.encoder_weight, snapshots[3][0])
+    assert torch.allclose(run.decoder_weight, snapshots[3][1])
+    assert torch.equal(run.decoder_weights[-1], run.decoder_weight)
+
+
+def test_train_linear_autoencoder_reaches_the_pca_subspace():
+    x = _data(8)
+    cov = covariance(x)
+    p = pca(x, 2)
+    run = train_linear_autoencoder(cov, 2, steps=3000, lr=0.02, seed=0, every=1000)
+    q, _ = torch.linalg.qr(run.decoder_weight.T)
+    overlap = torch.linalg.svdvals(q.T @ p.components)  # cosines of the principal angles
+    assert torch.allclose(overlap, torch.ones(2, dtype=torch.float64), atol=1e-6)
+    assert run.costs[-1].item() == pytest.approx(
+        (p.total_variance - p.variances.sum()).item(), rel=1e-6
+    )
+    with pytest.raises(ValueError, match="square"):
+        train_linear_autoencoder(torch.ones(3, 4), 2, steps=1, lr=0.1)

@@ -3,9 +3,12 @@ r"""Measurements of the warm-up chapters: accuracy, cluster purity, ROC curves a
 * :func:`accuracy`, :func:`cluster_purity` — how well predicted classes or clusters match the
   labels (Chapter 1).
 * :func:`roc_curve`, :func:`roc_auc` — how well a score separates positives from negatives, e.g.
-  a reconstruction error flagging anomalies (Chapter 3).
+  a reconstruction error flagging anomalies (Chapter 3); :func:`roc_auc_null_std` — how far
+  from 0.5 the AUC of a score without information scatters.
 * :func:`principal_angles`, :func:`subspace_distance` — how far apart two linear subspaces are,
   e.g. the span of a linear autoencoder's decoder and the top principal components (Chapter 3).
+* :func:`nearest_distances` — how far each point lies from its nearest neighbour in a reference
+  set, e.g. random codes from the codes of the training data (Chapter 3).
 
 All functions take tensors or arrays and return Python floats or tensors; none has side effects.
 """
@@ -21,8 +24,10 @@ from scipy.stats import rankdata
 __all__ = [
     "accuracy",
     "cluster_purity",
+    "nearest_distances",
     "principal_angles",
     "roc_auc",
+    "roc_auc_null_std",
     "roc_curve",
     "subspace_distance",
 ]
@@ -113,6 +118,26 @@ def roc_auc(scores: torch.Tensor | np.ndarray, is_positive: torch.Tensor | np.nd
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def roc_auc_null_std(is_positive: torch.Tensor | np.ndarray) -> float:
+    r"""Standard deviation of the AUC of a score that carries no information.
+
+    If the scores of the :math:`n^+` positives and :math:`n^-` negatives are exchangeable (all
+    orderings equally likely, no ties), the AUC is the Mann–Whitney statistic divided by
+    :math:`n^+ n^-`; its mean is :math:`\tfrac12` and its standard deviation
+
+    .. math::
+        \sqrt{\frac{n^+ + n^- + 1}{12\, n^+ n^-}} .
+
+    An AUC several of these away from 0.5 is not chance.
+
+    Shapes: ``is_positive`` ``(N,)``, 0/1 or False/True.
+    """
+    positive = _binary_targets(is_positive)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    return math.sqrt((n_pos + n_neg + 1) / (12 * n_pos * n_neg))
+
+
 def roc_curve(
     scores: torch.Tensor | np.ndarray, is_positive: torch.Tensor | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -178,6 +203,21 @@ def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     cosines = torch.linalg.svdvals(qa.T @ qb).clamp(max=1.0)  # descending
     sines = torch.linalg.svdvals(qb - qa @ (qa.T @ qb)).clamp(max=1.0).flip(0)  # ascending
     return torch.atan2(sines, cosines)
+
+
+def nearest_distances(queries: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    r"""Euclidean distance from each row of ``queries`` to its nearest row of ``reference``.
+
+    :math:`d_i = \min_k \lVert q_i - r_k \rVert`, e.g. for codes of size :math:`J`. Shapes:
+    ``queries`` ``(n, J)``, ``reference`` ``(r, J)``; returns ``(n,)``.
+    """
+    if queries.dim() != 2 or reference.dim() != 2 or queries.shape[1] != reference.shape[1]:
+        raise ValueError(
+            f"queries (n, J) and reference (r, J) must be matrices with the same number of "
+            f"columns, got shapes {tuple(queries.shape)} and {tuple(reference.shape)}."
+        )
+    distances = torch.cdist(queries, reference, compute_mode="donot_use_mm_for_euclid_dist")
+    return distances.min(dim=1).values
 
 
 def subspace_distance(a: torch.Tensor, b: torch.Tensor) -> float:
