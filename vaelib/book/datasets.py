@@ -1,9 +1,11 @@
-"""Small tabular data for the warm-up chapters: the diabetes data with one fixed split.
+r"""Small tabular data for the warm-up chapters: the diabetes data with one fixed split.
 
 The *diabetes* data (Efron et al. 2004, shipped with scikit-learn): for 442 patients, ten
-baseline measurements (age, sex, body-mass index, blood pressure and six blood-serum values,
-each centred and scaled by scikit-learn) and, as the target, a measure of disease progression one
-year later. Chapters 1 and 2 use the same 100 test patients.
+baseline measurements (age, sex, body-mass index, blood pressure and six blood-serum values) and,
+as the target, a measure of disease progression one year later. Scikit-learn centres every
+measurement over the 442 patients and scales it so that its squares sum to 1 (a standard
+deviation of :math:`1/\sqrt{442} \approx 0.048`); the targets are not scaled. Chapters 1 and 2
+use the same 100 test patients.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ DIABETES_FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s
 
 
 class DiabetesSplit(NamedTuple):
-    """Train and test inputs ``(N, D)`` and targets ``(N,)``, float64."""
+    """Train and test inputs ``(N, D)`` and targets ``(N,)``, float64; unpacks as
+    ``x_train, t_train, x_test, t_test``."""
 
     x_train: torch.Tensor
     t_train: torch.Tensor
