@@ -1,17 +1,18 @@
 r"""The KL divergence to the standard normal prior, taken apart: the chapter *The KL divergence in
 closed form*.
 
-For one latent dimension, with :math:`s = \log\sigma^2` (what the encoder outputs),
+For one latent dimension, with :math:`v = \log\sigma^2` (what the encoder outputs),
 
 .. math::
     D_{KL}\big(\mathcal N(\mu, \sigma^2)\,\|\,\mathcal N(0, 1)\big)
     = \underbrace{\tfrac12 \mu^2}_{\text{mean part}}
-    + \underbrace{\tfrac12 \big(e^{s} - 1 - s\big)}_{\text{spread part}},
+    + \underbrace{\tfrac12 \big(e^{v} - 1 - v\big)}_{\text{spread part}},
 
 the sum of :func:`vaelib.distributions.kl_normal_standard_per_dim`. The spread part is itself
-the sum of a line and an exponential, :math:`(-\tfrac12 - \tfrac12 s) + \tfrac12 e^{s}`: for a
-narrow :math:`q` (:math:`s \to -\infty`) the exponential vanishes and the line remains; for a
-wide :math:`q` the exponential takes over.
+the sum of a line and an exponential, :math:`(-\tfrac12 - \tfrac12 v) + \tfrac12 e^{v}`: for a
+narrow :math:`q` (:math:`v \to -\infty`) the exponential vanishes and the line remains; for a
+wide :math:`q` the exponential takes over (their ratio tends to 1, while the gap, the line,
+grows without bound).
 
 This module holds the two parts (:func:`kl_parts`, :func:`spread_asymptotes`), the figure of the
 two parts (:func:`kl_parts_figure`) and the chapter's explorer (:func:`kl_explorer_frame`,
@@ -123,14 +124,15 @@ def kl_parts_figure(
     ax_s.set_title("spread part", pad=4)
     ax_s.legend(fontsize="small", loc="upper center")
     sigma_ticks = [
-        s
-        for s in (0.05, 0.1, 0.25, 0.5, 1, 2, 4)
-        if logvar_range[0] <= 2 * math.log(s) <= logvar_range[1]
+        sd
+        for sd in (0.05, 0.1, 0.25, 0.5, 1, 2, 4)
+        if logvar_range[0] <= 2 * math.log(sd) <= logvar_range[1]
     ]
     ax_top = ax_s.secondary_xaxis(
-        "top", functions=(lambda s: np.exp(0.5 * s), lambda g: 2 * np.log(np.clip(g, 1e-300, None)))
+        "top",
+        functions=(lambda v: np.exp(0.5 * v), lambda sd: 2 * np.log(np.clip(sd, 1e-300, None))),
     )
-    ax_top.set_xticks(sigma_ticks, [f"{s:g}" for s in sigma_ticks])
+    ax_top.set_xticks(sigma_ticks, [f"{sd:g}" for sd in sigma_ticks])
     ax_top.set_xlabel(r"$\sigma$", labelpad=1, loc="right")
     for ax in (ax_m, ax_s):
         ax.set_ylabel("nats")
