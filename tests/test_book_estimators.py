@@ -27,8 +27,11 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from vaelib.book.estimators import (  # noqa: E402
+    FOUR_SE_FALSE_ALARM,
+    dkw_bound,
     draw_computation_graphs,
     exact_moments,
+    ks_distance,
     mu_sigma_direct,
     pathwise_gradient,
     plot_estimator_spread,
@@ -167,8 +170,13 @@ def test_best_constant_baseline_minimises_the_exact_variance():
         m = exact_moments(score_function_gradient, square, x, worked_example, baseline=b)
         return m.var.item()
 
+    # the variance is a parabola in b, symmetric about its vertex: equal values at b* (1 -+ 1%)
+    # put the vertex exactly at b*; a b* off by 1e-4 (relative) changes them by about 1e-6
     best = 8 * 1.5**4
-    assert var(best) < var(0.99 * best) and var(best) < var(1.01 * best)
+    lo, hi = var(0.99 * best), var(1.01 * best)
+    assert lo == pytest.approx(hi, rel=1e-9) and lo > var(best)
+    off = 8.0008 * 1.5**4
+    assert var(0.99 * off) != pytest.approx(var(1.01 * off), rel=1e-9)
 
 
 @pytest.mark.parametrize("mu, sigma", [(0.0, 1.0), (2.0, 0.25), (-1.5, 2.0)])
@@ -197,6 +205,55 @@ def test_exact_moments_of_a_smooth_non_polynomial_function_with_more_nodes():
     m = exact_moments(pathwise_gradient, lambda z: torch.cos(w * z), phi, mu_sigma_direct, 60)
     exact = -w * math.sin(w * mu) * math.exp(-(w**2) * sigma**2 / 2)
     assert m.mean[0].item() == pytest.approx(exact, rel=1e-10)
+
+
+# --- the shape of a distribution ----------------------------------------------------------------
+
+
+def uniform_cdf(z):
+    return z.clamp(0, 1)
+
+
+def test_ks_distance_small_cases():
+    assert ks_distance(torch.tensor([0.5]), uniform_cdf) == pytest.approx(0.5)
+    assert ks_distance(torch.tensor([0.75, 0.25]), uniform_cdf) == pytest.approx(0.25)
+    # all samples at 0.9: the empirical function is 0 up to 0.9, where the gap is 0.9
+    assert ks_distance(torch.full((10,), 0.9), uniform_cdf) == pytest.approx(0.9)
+
+
+def test_ks_distance_agrees_with_scipy():
+    from scipy import stats
+
+    samples = torch.randn(500, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    normal = torch.distributions.Normal(0.1, 1.2)
+    expected = stats.kstest(samples.numpy(), stats.norm(0.1, 1.2).cdf).statistic
+    assert ks_distance(samples, normal.cdf) == pytest.approx(expected, abs=1e-8)
+    assert ks_distance(samples.float().reshape(20, 25), normal.cdf) == pytest.approx(
+        expected, abs=1e-6
+    )
+
+
+def test_dkw_bound():
+    t = dkw_bound(200_000)
+    assert 2 * math.exp(-2 * 200_000 * t**2) == pytest.approx(FOUR_SE_FALSE_ALARM)
+    assert FOUR_SE_FALSE_ALARM == pytest.approx(6.334e-5, rel=1e-3)
+    assert dkw_bound(100, 0.05) == pytest.approx(math.sqrt(math.log(40) / 200))
+    with pytest.raises(ValueError, match="num_samples"):
+        dkw_bound(0)
+    with pytest.raises(ValueError, match="false_alarm"):
+        dkw_bound(10, 1.5)
+    with pytest.raises(ValueError, match="one value each"):
+        ks_distance(torch.ones(3), lambda z: z[:1])
+
+
+def test_the_shape_test_passes_gaussian_noise_and_fails_uniform_noise_of_the_same_moments():
+    g = torch.Generator().manual_seed(8)
+    num = 200_000
+    gaussian = torch.randn(num, generator=g, dtype=torch.float64)
+    uniform = (torch.rand(num, generator=g, dtype=torch.float64) - 0.5) * math.sqrt(12)
+    cdf = torch.distributions.Normal(0.0, 1.0).cdf
+    assert ks_distance(gaussian, cdf) < dkw_bound(num)
+    assert ks_distance(uniform, cdf) > 5 * dkw_bound(num)  # about 0.057 against 0.0051
 
 
 def test_mu_sigma_direct():

@@ -25,7 +25,9 @@ and a test function :math:`f`, both estimators are unbiased for
 Both functions return one estimate **per sample**, so that their mean (the estimator with
 ``L`` samples), variance and standard error can all be read off. :func:`exact_moments` gives the
 exact mean and variance of one per-sample estimate when :math:`z` is one-dimensional, by
-Gauss-Hermite quadrature over the noise. :func:`draw_computation_graphs`,
+Gauss-Hermite quadrature over the noise. :func:`ks_distance` and :func:`dkw_bound` test the
+*shape* of a distribution from samples (the Kolmogorov distance and the
+Dvoretzky-Kiefer-Wolfowitz bound for it). :func:`draw_computation_graphs`,
 :func:`plot_estimator_spread` and :func:`render_reparameterization` draw the chapter's figures
 and its explorer.
 """
@@ -47,15 +49,22 @@ from vaelib._checks import check_positive_int
 from vaelib.book.divergences import normal_log_prob
 
 __all__ = [
+    "FOUR_SE_FALSE_ALARM",
     "Moments",
+    "dkw_bound",
     "draw_computation_graphs",
     "exact_moments",
+    "ks_distance",
     "mu_sigma_direct",
     "pathwise_gradient",
     "plot_estimator_spread",
     "render_reparameterization",
     "score_function_gradient",
 ]
+
+FOUR_SE_FALSE_ALARM = math.erfc(4 / math.sqrt(2))
+r"""The chance that a standard normal lies more than four standard deviations from 0, about
+:math:`6.3 \times 10^{-5}`: the false-alarm rate of a four-standard-error check."""
 
 MuSigma = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 Function = Callable[[torch.Tensor], torch.Tensor]
@@ -232,6 +241,56 @@ def mu_sigma_direct(phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r"""``phi (L, 2) -> (mu, sigma)``, each ``(L,)``: the parameters are :math:`\mu` and
     :math:`\sigma` themselves, :math:`\phi = (\mu, \sigma)`."""
     return phi[:, 0], phi[:, 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# The shape of a distribution from samples
+
+
+def ks_distance(samples: Any, cdf: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    r"""The Kolmogorov distance :math:`D = \sup_z |F_S(z) - F(z)|` between the empirical
+    distribution function :math:`F_S` of ``samples`` and the distribution function ``cdf``.
+
+    :math:`F_S(z)` is the fraction of the :math:`S` samples at or below :math:`z`. It jumps by
+    :math:`1/S` at each sorted sample :math:`z_{(s)}`, so the supremum is attained at a jump:
+    :math:`D = \max_s \max\big(s/S - F(z_{(s)}),\; F(z_{(s)}) - (s - 1)/S\big)`.
+
+    Args:
+        samples: any shape; all entries are samples of one scalar distribution.
+        cdf: ``z (S,) -> F(z) (S,)``, e.g. ``torch.distributions.Normal(mu, sigma).cdf``.
+
+    Returns:
+        :math:`D`, between 0 and 1.
+    """
+    z = torch.as_tensor(samples).detach().flatten().sort().values
+    num_samples = len(z)
+    if num_samples == 0:
+        raise ValueError("ks_distance needs at least one sample.")
+    p = torch.as_tensor(cdf(z)).to(torch.float64)
+    if p.shape != z.shape:
+        raise ValueError(
+            f"cdf must map z {tuple(z.shape)} to one value each, got {tuple(p.shape)}."
+        )
+    rank = torch.arange(1, num_samples + 1, dtype=torch.float64)
+    above = (rank / num_samples - p).max().item()  # just after each jump
+    below = (p - (rank - 1) / num_samples).max().item()  # just before each jump
+    return max(above, below)
+
+
+def dkw_bound(num_samples: int, false_alarm: float = FOUR_SE_FALSE_ALARM) -> float:
+    r"""The threshold :math:`t` that :func:`ks_distance` of ``num_samples`` correct draws exceeds
+    with probability at most ``false_alarm``.
+
+    The Dvoretzky-Kiefer-Wolfowitz inequality, with Massart's (1990) constant, says
+    :math:`P(D > t) \le 2 e^{-2 S t^2}` for :math:`S` independent draws from a continuous
+    distribution function; :math:`t = \sqrt{\log(2/\alpha) / (2S)}` makes the right side
+    :math:`\alpha`. The default :math:`\alpha` is that of a four-standard-error check,
+    :data:`FOUR_SE_FALSE_ALARM`.
+    """
+    num_samples = check_positive_int(num_samples, "num_samples")
+    if not 0 < false_alarm < 1:
+        raise ValueError(f"false_alarm must lie in (0, 1), got {false_alarm}.")
+    return math.sqrt(math.log(2 / false_alarm) / (2 * num_samples))
 
 
 # ---------------------------------------------------------------------------------------------
