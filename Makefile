@@ -4,6 +4,9 @@
 #   make test    run the vaelib tests and every chapter notebook top to bottom
 #   make serve   serve _build/html at http://127.0.0.1:8000
 #   make site-test  open every built page in headless Chromium (after make book)
+#   make learner-test  open the chapters in JupyterLab in headless Chromium, run one, move a slider
+#   make mutation-test  plant each errata slip; a unit test and the chapter's check must fail
+#   make reproduce  rerun the paper's Figs. 2 and 3 (about an hour) into chapters/data/
 #   make screenshots  serve the screenshots that site-test took
 #   make lint    ruff over vaelib, tests and benchmarks
 #   make bench   run the training benchmark
@@ -31,10 +34,11 @@ TEST_ENV := env MPLBACKEND=Agg
 VAELIB_DATA_MIRROR ?= $(abspath $(wildcard ../shared/data))
 export VAELIB_DATA_MIRROR
 
-.PHONY: help venv book test site-test screenshots serve lint bench clean
+.PHONY: help venv book test site-test learner-test mutation-test reproduce reproduce-smoke \
+	screenshots serve lint bench clean
 
 help:
-	@sed -n '3,11p' Makefile
+	@sed -n '3,15p' Makefile
 
 venv: $(STAMP)
 
@@ -62,6 +66,24 @@ endif
 # Needs Debian's chromium (/usr/bin/chromium; .ci/run installs it) and a built _build/html.
 site-test: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest --site tests/test_site.py
+
+# Needs Debian's chromium too; starts JupyterLab from .venv on 127.0.0.1 (see tests/test_learner.py).
+learner-test: $(STAMP)
+	$(NB_ENV) $(BIN)/python -m pytest --learner tests/test_learner.py
+
+# Plants every errata slip into vaelib or a chapter and requires a check to catch it.
+mutation-test: $(STAMP)
+	$(NB_ENV) $(BIN)/python tests/mutations.py
+
+# The paper's Figs. 2 and 3 with longer runs than a book build affords: about an hour on two
+# cores. The result is committed; chapter 9 draws it. The smoke run (seconds) keeps the script
+# from rotting and writes outside the repository's data.
+reproduce: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m vaelib.book.paper reproduce --out chapters/data/paper_reproduction.json
+
+reproduce-smoke: $(STAMP)
+	mkdir -p .cache
+	$(TEST_ENV) $(BIN)/python -m vaelib.book.paper reproduce --smoke --out .cache/paper_reproduction_smoke.json
 
 screenshots:
 	@test -d _build/site-check || { echo "no screenshots yet: run 'make site-test' first"; exit 1; }

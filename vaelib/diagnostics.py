@@ -16,6 +16,7 @@ numpy array, and run without gradients in batches.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import torch
@@ -27,9 +28,12 @@ __all__ = [
     "ActiveUnits",
     "AggregatePosterior",
     "CollapseWarning",
+    "Gaps",
     "active_units",
     "aggregate_posterior",
+    "elbo_gaps",
     "kl_per_dimension",
+    "optimal_q",
 ]
 
 AU_THRESHOLD = 0.01  # Burda et al. (2016)
@@ -116,3 +120,130 @@ def aggregate_posterior(model: Any, x: Any, batch_size: int = 1000) -> Aggregate
     mu, logvar = _encode_all(model, x, batch_size)
     mu, logvar = mu.double(), logvar.double()
     return AggregatePosterior(mu.mean(0), mu.var(0, unbiased=False) + logvar.exp().mean(0))
+
+
+class Gaps(NamedTuple):
+    r"""The two parts of the ELBO's gap per example (Cremer et al. 2018), each ``(B,)`` nats.
+
+    ``log_px - elbo_encoder = approximation + amortization`` with
+    ``approximation = log_px - elbo_optimal`` (what the best diagonal Gaussian :math:`q^*` still
+    misses) and ``amortization = elbo_optimal - elbo_encoder`` (what the encoder, one network for
+    every :math:`x`, misses against :math:`q^*`).
+    """
+
+    log_px: torch.Tensor
+    elbo_encoder: torch.Tensor
+    elbo_optimal: torch.Tensor
+    approximation: torch.Tensor
+    amortization: torch.Tensor
+
+
+def optimal_q(
+    model: Any,
+    x: Any,
+    steps: int = 300,
+    lr: float = 0.05,
+    num_samples: int = 10,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The diagonal Gaussian :math:`q^*(z|x) = \mathcal N(\mu^*, \operatorname{diag}\sigma^{*2})`
+    that maximises each example's ELBO, found by Adam on :math:`(\mu, \log\sigma^2)` per example,
+    starting from the encoder's output (the decoder is fixed).
+
+    Each step estimates the ELBO with ``num_samples`` reparameterized samples and the KL in closed
+    form; the step size decays linearly to a tenth and the result is the average of the second
+    half's iterates: ``(mu, logvar)``, each ``(B, J)``, without gradients.
+    """
+    from vaelib.objectives import elbo_from_posterior
+
+    steps = check_positive_int(steps, "steps")
+    num_samples = check_positive_int(num_samples, "num_samples")
+    lr = check_number(lr, "lr", positive=True)
+    x = as_data(x, model)
+    was_training = getattr(model, "training", False)
+    params = list(model.parameters()) if callable(getattr(model, "parameters", None)) else []
+    if hasattr(model, "eval"):
+        model.eval()
+    requires = [p.requires_grad for p in params]
+    for p in params:  # the decoder is fixed: no gradient work for it
+        p.requires_grad_(False)
+    try:
+        with torch.no_grad():
+            mu0, logvar0 = model.encode(x)
+        mu = mu0.clone().requires_grad_(True)
+        logvar = logvar0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([mu, logvar], lr=lr)
+        # the step size decays linearly to a tenth, and the iterates of the second half are
+        # averaged (Polyak-Ruppert): the noise of the Monte-Carlo gradients averages out
+        decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - 0.9 * t / steps)
+        mu_sum, logvar_sum, count = torch.zeros_like(mu0), torch.zeros_like(logvar0), 0
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for step in range(steps):
+                terms = elbo_from_posterior(model.log_px_given_z, x, mu, logvar, num_samples)
+                loss = -terms.elbo.sum()  # examples are independent: one sum, separate gradients
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                decay.step()
+                if step >= steps // 2:
+                    mu_sum += mu.detach()
+                    logvar_sum += logvar.detach()
+                    count += 1
+    finally:
+        for p, r in zip(params, requires):
+            p.requires_grad_(r)
+        if hasattr(model, "train"):
+            model.train(was_training)
+    return mu_sum / count, logvar_sum / count
+
+
+@torch.no_grad()
+def _is_log_px(model: Any, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+               num_samples: int, chunk: int) -> torch.Tensor:
+    from vaelib.objectives import _log_weights
+
+    total = None
+    for start in range(0, num_samples, chunk):
+        k = min(chunk, num_samples - start)
+        part = torch.logsumexp(_log_weights(model, x, mu, logvar, k), dim=0)
+        total = part if total is None else torch.logaddexp(total, part)
+    return total - math.log(num_samples)
+
+
+def elbo_gaps(
+    model: Any,
+    x: Any,
+    num_samples: int = 5000,
+    elbo_samples: int = 1000,
+    steps: int = 300,
+    lr: float = 0.05,
+    seed: int = 0,
+) -> Gaps:
+    r"""Split the gap :math:`\log p(x) - \mathcal L(q_\phi)` into the approximation and the
+    amortization gap (Cremer et al. 2018) for each example.
+
+    :math:`q^*` comes from :func:`optimal_q`; the ELBOs of the encoder's :math:`q_\phi` and of
+    :math:`q^*` are estimated with ``elbo_samples`` samples each; :math:`\log p(x)` is the
+    importance-sampled estimate with ``num_samples`` samples from :math:`q^*` (a better proposal
+    than the encoder's; in expectation still a lower bound, so the approximation gap is slightly
+    under-estimated).
+    """
+    from vaelib.objectives import elbo_from_posterior
+
+    x = as_data(x, model)
+    num_samples = check_positive_int(num_samples, "num_samples")
+    elbo_samples = check_positive_int(elbo_samples, "elbo_samples")
+    mu_star, logvar_star = optimal_q(model, x, steps=steps, lr=lr, seed=seed)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        mu, logvar = model.encode(x)
+        chunk = max(1, 2**22 // max(1, x.numel()))
+        encoder = torch.stack([elbo_from_posterior(model.log_px_given_z, x, mu, logvar,
+                                                   min(chunk, elbo_samples)).elbo
+                               for _ in range(math.ceil(elbo_samples / chunk))]).mean(0)
+        optimal = torch.stack([elbo_from_posterior(model.log_px_given_z, x, mu_star, logvar_star,
+                                                   min(chunk, elbo_samples)).elbo
+                               for _ in range(math.ceil(elbo_samples / chunk))]).mean(0)
+        log_px = _is_log_px(model, x, mu_star, logvar_star, num_samples, chunk)
+    return Gaps(log_px, encoder, optimal, log_px - optimal, optimal - encoder)
