@@ -98,6 +98,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(TEST_ENV) $(BIN)/python benchmarks/bench_train.py
+	$(TEST_ENV) $(BIN)/python benchmarks/bench_paper.py
 
 clean:
 	rm -rf _build
