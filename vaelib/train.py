@@ -79,10 +79,11 @@ class History:
     **What the train and test values mean.** ``train_*`` are the means over the epoch's
     minibatches, taken while the parameters move during the epoch (the paper's Fig. 2 plots the
     same running estimate); ``test_*`` are computed with :func:`evaluate` at the end of the
-    epoch. In the first epochs the model improves a lot within an epoch, so the train value lies
-    below the test value even when the model fits both equally well; to compare like with like,
-    evaluate both sets with the final parameters (``evaluate(model, x_train)``). All in nats per
-    example.
+    epoch. In the first epochs the model improves a lot within an epoch, so the running train
+    value is worse than the test value (a lower ELBO, a higher autoencoder loss) even when the
+    model fits both sets equally well; to compare like with like, evaluate both sets with the
+    final parameters (``evaluate(model, x_train)``). ELBO terms are nats per example; an
+    Autoencoder's loss is its squared error per example, summed over the D pixels.
 
     Attributes:
         stopped: why training ended early: ``None`` (ran all epochs), ``"early_stopping"``,
@@ -440,7 +441,10 @@ def fit(
     device: str | torch.device | None = None,
     progress: bool | str | None = None,
 ) -> History:
-    r"""Train ``model`` by minibatch stochastic gradient ascent on the ELBO (AEVB, Algorithm 1).
+    r"""Train ``model`` by minibatch stochastic gradient steps (AEVB, Algorithm 1, by default).
+
+    A VAE climbs the ELBO (its loss is the negative ELBO, minimised); an Autoencoder minimises
+    its reconstruction loss; ``objective`` selects the IWAE bound or wake-sleep instead.
 
     Loss per step (``objective="elbo"``, the defaults): ``-elbo(model, x, num_samples).elbo.mean()``;
     ``model.loss(x).mean()`` for an Autoencoder. A fresh optimizer is made on each call (or
