@@ -2,17 +2,21 @@
 
 Chapter notebooks are committed without outputs (the book build and `make test` execute them),
 run on the standard ``python3`` kernel, and every page in chapters/ is listed in the table of
-contents, which names no missing file. Executing the notebooks is `pytest --nbval-lax chapters/`
+contents, which names no missing file; every `{eval}` role uses only names defined above it. Executing the notebooks is `pytest --nbval-lax chapters/`
 (see the Makefile), not this file.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
+from IPython.core.inputtransformer2 import TransformerManager
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
@@ -110,3 +114,54 @@ def test_notebook_kernel_is_python3(notebook: Path) -> None:
         "nbval start the kernel named in the notebook, which must be 'python3'."
     )
     assert kernelspec.get("language", "python") == "python"
+
+
+# ------------------------------------------------------------------------------------------
+# {eval} roles: myst-nb (inline mode) evaluates each `{eval}`expr`` when it reaches the
+# markdown cell, in the kernel's state at that point, so every name the expression uses must be
+# bound by a code cell *above* it. A name defined only further down renders as a NameError box
+# (and fails the -W build); JupyterLab shows the same after Run All.
+
+_EVAL_ROLE = re.compile(r"\{eval\}`([^`]+)`")
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """Names a code cell binds at top level or anywhere (assignments, imports, defs, loops)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                names.add((alias.asname or alias.name).split(".")[0])
+    return names
+
+
+def _loaded_roots(expr: str) -> set[str]:
+    tree = ast.parse(expr.strip(), mode="eval")
+    inner = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    } - inner - set(dir(builtins))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_id)
+def test_eval_names_are_defined_above(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    bound: set[str] = set()
+    missing: list[str] = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            # IPython syntax (magics, `x = !cmd`) becomes plain Python first.
+            bound |= _bound_names(ast.parse(TransformerManager().transform_cell(cell.source)))
+        elif cell.cell_type == "markdown":
+            for match in _EVAL_ROLE.finditer(cell.source):
+                undefined = sorted(_loaded_roots(match.group(1)) - bound)
+                if undefined:
+                    missing.append(f"cell {index}: {{eval}}`{match.group(1)}` uses {undefined}")
+    assert not missing, (
+        f"{notebook.name}: these {{eval}} roles use names no code cell above them defines "
+        "(move the defining cell up, or the sentence down):\n" + "\n".join(missing)
+    )
