@@ -2,8 +2,8 @@
 
 Chapter notebooks are committed without outputs (the book build and `make test` execute them),
 run on the standard ``python3`` kernel, and every page in chapters/ is listed in the table of
-contents, which names no missing file; every `{eval}` role uses only names defined above it. Executing the notebooks is `pytest --nbval-lax chapters/`
-(see the Makefile), not this file.
+contents, which names no missing file; every `{eval}` role uses only names defined above it.
+Executing the notebooks is `pytest --nbval-lax chapters/` (see the Makefile), not this file.
 """
 
 from __future__ import annotations
