@@ -77,13 +77,14 @@ mutation-test: $(STAMP)
 
 # The paper's Figs. 2 and 3 with longer runs than a book build affords: about an hour on two
 # cores. The result is committed; chapter 9 draws it. The smoke run (seconds) keeps the script
-# from rotting and writes outside the repository's data.
+# from rotting and writes outside the repository's data. An interrupted full run keeps the curves it
+# finished: continue it with `python -m vaelib.book.paper reproduce --resume --out ...`.
 reproduce: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m vaelib.book.paper reproduce --out chapters/data/paper_reproduction.json
+	$(TEST_ENV) $(BIN)/python -m vaelib.book.paper reproduce --overwrite --out chapters/data/paper_reproduction.json
 
 reproduce-smoke: $(STAMP)
 	mkdir -p .cache
-	$(TEST_ENV) $(BIN)/python -m vaelib.book.paper reproduce --smoke --out .cache/paper_reproduction_smoke.json
+	$(TEST_ENV) $(BIN)/python -m vaelib.book.paper reproduce --smoke --overwrite --out .cache/paper_reproduction_smoke.json
 
 screenshots:
 	@test -d _build/site-check || { echo "no screenshots yet: run 'make site-test' first"; exit 1; }
