@@ -1,5 +1,6 @@
 """vaelib.book.backprop: hand-written derivatives and backward pass against torch autograd."""
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from vaelib.book.backprop import (
     backward,
     forward,
     layer_params,
+    least_squares,
     mse,
     mse_grad,
     numerical_gradients,
@@ -93,17 +95,49 @@ def test_numerical_gradients_match_backward(activation):
     t = torch.randn(6, 2, dtype=torch.float64)
     y, cache = forward(params, x, activation)
     exact = backward(params, cache, mse_grad(y, t), activation)
-    approx = numerical_gradients(params, x, t, activation, h=1e-6)
+    approx = numerical_gradients(params, x, t, activation, step=1e-6)
     for (dw, db), (nw, nb), (w, b), (w0, b0) in zip(exact, approx, params, before):
         assert nw.shape == dw.shape and nb.shape == db.shape
-        # ReLU: no pre-activation lies within h of its kink for this seed
+        # ReLU: no pre-activation lies within the step of its kink for this seed
         assert torch.allclose(nw, dw, rtol=0, atol=1e-8)
         assert torch.allclose(nb, db, rtol=0, atol=1e-8)
         assert torch.equal(w, w0) and torch.equal(b, b0)  # params are not modified
-    with pytest.raises(ValueError, match="h must be positive"):
-        numerical_gradients(params, x, t, activation, h=0.0)
+    with pytest.raises(ValueError, match="step must be positive"):
+        numerical_gradients(params, x, t, activation, step=0.0)
 
 
 def test_unknown_activation_is_named():
     with pytest.raises(ValueError, match="unknown activation"):
         forward(layer_params(MLP(2, [], 1)), torch.zeros(1, 2), "swish")
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 6))
+def test_least_squares_matches_numpy_lstsq_and_the_normal_equations(seed, d):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(30, d, generator=gen, dtype=torch.float64)
+    w_true = torch.randn(d, generator=gen, dtype=torch.float64)
+    t = x @ w_true + torch.randn(30, generator=gen, dtype=torch.float64)  # noisy, so no exact fit
+    model = least_squares(x, t)
+    w, b = model.linear.weight.detach()[0], model.linear.bias.detach()[0]
+    design = np.hstack([x.numpy(), np.ones((30, 1))])
+    reference, *_ = np.linalg.lstsq(design, t.numpy(), rcond=None)  # independent solver
+    assert np.allclose(w.numpy(), reference[:-1], rtol=1e-9, atol=1e-12)
+    assert np.isclose(b.item(), reference[-1], rtol=1e-9, atol=1e-12)
+    normal = np.linalg.solve(design.T @ design, design.T @ t.numpy())  # the normal equations
+    assert np.allclose(reference, normal, rtol=1e-8, atol=1e-10)
+    with torch.no_grad():  # the module computes w^T x + b with these numbers
+        assert torch.allclose(model(x), x @ w + b, rtol=0, atol=1e-12)
+    assert model.linear.weight.dtype == torch.float64
+
+
+def test_least_squares_fits_an_exact_line_and_leaves_the_random_state_alone():
+    x = torch.linspace(-1, 1, 7, dtype=torch.float64).unsqueeze(1)
+    t = 3.0 * x[:, 0] - 2.0
+    state = torch.get_rng_state()
+    model = least_squares(x, t)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert model.linear.weight.item() == pytest.approx(3.0)
+    assert model.linear.bias.item() == pytest.approx(-2.0)
+    with pytest.raises(ValueError, match="expected x"):
+        least_squares(x, t.unsqueeze(1))

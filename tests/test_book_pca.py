@@ -14,6 +14,7 @@ from vaelib.book.pca import (
     pca_encode,
     train_linear_autoencoder,
     truncate,
+    with_directions,
 )
 
 
@@ -48,13 +49,14 @@ def test_matches_sklearn_up_to_sign_and_the_variance_convention():
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 5))
-def test_reconstruction_error_is_the_sum_of_the_discarded_variances(seed, k):
+def test_reconstruction_error_is_the_sum_of_the_discarded_variances(seed, num_components):
     x = _data(seed)
-    p = pca(x, k)
+    p = pca(x, num_components)
     full = pca(x, x.shape[1])
     x_hat = pca_decode(p, pca_encode(p, x))
     error = ((x_hat - x) ** 2).sum(1).mean()
-    assert error.item() == pytest.approx(full.variances[k:].sum().item(), rel=1e-9, abs=1e-12)
+    discarded = full.variances[num_components:].sum().item()
+    assert error.item() == pytest.approx(discarded, rel=1e-9, abs=1e-12)
 
 
 def test_signs_are_fixed():
@@ -72,11 +74,11 @@ def test_rejects_too_many_components():
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 4))
-def test_linear_autoencoder_loss_equals_the_mean_over_the_data(seed, k):
+def test_linear_autoencoder_loss_equals_the_mean_over_the_data(seed, z_dim):
     x = _data(seed)
     gen = torch.Generator().manual_seed(seed + 1)
-    w_e = torch.randn(6, k, generator=gen, dtype=torch.float64)
-    w_d = torch.randn(k, 6, generator=gen, dtype=torch.float64)
+    w_e = torch.randn(6, z_dim, generator=gen, dtype=torch.float64)
+    w_d = torch.randn(z_dim, 6, generator=gen, dtype=torch.float64)
     centred = x - x.mean(0)
     cov = centred.T @ centred / len(x)
     direct = ((centred @ w_e @ w_d - centred) ** 2).sum(1).mean()
@@ -122,6 +124,33 @@ def test_truncate_equals_a_fit_with_fewer_components():
     assert big.components.shape == (6, 5)  # the original is left alone
     with pytest.raises(ValueError, match="at most"):
         truncate(big, 6)
+
+
+def test_with_directions_of_the_top_eigenvectors_is_pca():
+    x = _data(9)
+    p = pca(x, 3)
+    same = with_directions(x, p.components)
+    for a, b in zip(same, p):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_with_directions_gives_the_projection_onto_any_orthonormal_directions():
+    x = _data(10)
+    gen = torch.Generator().manual_seed(0)
+    directions, _ = torch.linalg.qr(torch.randn(6, 2, generator=gen, dtype=torch.float64))
+    q = with_directions(x, directions)
+    centred = x - x.mean(0)
+    projected = centred @ directions @ directions.T  # the orthogonal projection, by hand
+    assert torch.allclose(pca_decode(q, pca_encode(q, x)), x.mean(0) + projected, atol=1e-12)
+    assert torch.allclose(q.variances, (centred @ directions).var(0, unbiased=False), atol=1e-12)
+    error = ((x - pca_decode(q, pca_encode(q, x))) ** 2).sum(1).mean()
+    assert error.item() == pytest.approx((q.total_variance - q.variances.sum()).item(), rel=1e-10)
+    best = pca(x, 2)  # no two directions lose less than the top two eigenvectors
+    assert q.total_variance - q.variances.sum() > best.total_variance - best.variances.sum()
+    with pytest.raises(ValueError, match="orthonormal"):
+        with_directions(x, 2 * directions)
+    with pytest.raises(ValueError, match="expected x"):
+        with_directions(x, directions.T)
 
 
 def test_train_linear_autoencoder_is_gradient_descent_on_the_cost():

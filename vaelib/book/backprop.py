@@ -1,8 +1,8 @@
 r"""Backpropagation by hand: activations with their derivatives, and an MLP's forward and backward
 pass written as plain tensor algebra, without autograd (Chapter 2).
 
-A network of :math:`Q` layers maps a batch :math:`X \in \mathbb R^{N \times D}` (one example
-per row) through
+A network of :math:`Q` layers maps a batch :math:`X \in \mathbb R^{B \times D}` of :math:`B`
+examples (one example per row; in training a minibatch, :math:`B = M`) through
 
 .. math::
     H_0 = X, \qquad A_q = H_{q-1} W_q + b_q, \qquad H_q = f(A_q) \quad (q < Q),
@@ -15,10 +15,10 @@ the chain rule runs the layers backwards:
 
 .. math::
     \frac{\partial E}{\partial W_q} = H_{q-1}^\top \Delta_q, \qquad
-    \frac{\partial E}{\partial b_q} = \sum_{n} \Delta_{q,n}, \qquad
+    \frac{\partial E}{\partial b_q} = \sum_{m} \Delta_{q,m}, \qquad
     \Delta_{q-1} = \bigl(\Delta_q W_q^\top\bigr) \odot f'(A_{q-1}).
 
-Shapes: ``x`` ``(N, D)``, ``y`` ``(N, U_Q)``, each :math:`\Delta_q` ``(N, U_q)``. In code the
+Shapes: ``x`` ``(B, D)``, ``y`` ``(B, U_Q)``, each :math:`\Delta_q` ``(B, U_q)``. In code the
 layers are numbered from 0: ``params[i]`` is layer :math:`q = i + 1`.
 
 :func:`numerical_gradients` computes the same derivatives without the chain rule, by central
@@ -44,6 +44,7 @@ __all__ = [
     "backward",
     "forward",
     "layer_params",
+    "least_squares",
     "mse",
     "mse_grad",
     "numerical_gradients",
@@ -168,13 +169,13 @@ def forward(
     r"""Forward pass :math:`A_q = H_{q-1} W_q + b_q`, :math:`H_q = f(A_q)`, :math:`Y = A_Q`.
 
     Returns:
-        ``y`` ``(N, U_Q)`` and the :class:`ForwardCache`.
+        ``y`` ``(B, U_Q)`` and the :class:`ForwardCache`.
     """
     f = _activation(activation).f
     inputs, pre_activations = [], []
     h = x  # H_0 = X
     for i, (W, b) in enumerate(params):  # Python index i is layer q = i + 1
-        a = h @ W + b  # A_q = H_{q-1} W_q + b_q, (N, U_q)
+        a = h @ W + b  # A_q = H_{q-1} W_q + b_q, (B, U_q)
         inputs.append(h)
         pre_activations.append(a)
         h = f(a) if i < len(params) - 1 else a  # H_q = f(A_q); the last layer stays affine
@@ -189,12 +190,12 @@ def backward(
 ) -> list[tuple[Tensor, Tensor]]:
     r"""Backward pass: ``[(dE/dW_q, dE/db_q)]`` for every layer, first layer first.
 
-    Rows are examples: :math:`H_{q-1}` ``(N, U_{q-1})`` holds the inputs of layer :math:`q`,
-    :math:`A_q` ``(N, U_q)`` its pre-activations (both from the ``cache``), and row :math:`n`
-    of :math:`\Delta_q` is :math:`\partial E / \partial a_q` for example :math:`n`. From
-    :math:`\Delta_Q = \partial E / \partial Y` (``dE_dy``, ``(N, U_Q)``), last layer first:
+    Rows are examples: :math:`H_{q-1}` ``(B, U_{q-1})`` holds the inputs of layer :math:`q`,
+    :math:`A_q` ``(B, U_q)`` its pre-activations (both from the ``cache``), and row :math:`m`
+    of :math:`\Delta_q` is :math:`\partial E / \partial a_q` for example :math:`m`. From
+    :math:`\Delta_Q = \partial E / \partial Y` (``dE_dy``, ``(B, U_Q)``), last layer first:
     :math:`\partial E / \partial W_q = H_{q-1}^\top \Delta_q`,
-    :math:`\partial E / \partial b_q = \sum_n \Delta_{q,n}` (the rows summed),
+    :math:`\partial E / \partial b_q = \sum_m \Delta_{q,m}` (the rows summed),
     :math:`\Delta_{q-1} = (\Delta_q W_q^\top) \odot f'(A_{q-1})`.
     """
     df = _activation(activation).df
@@ -213,31 +214,31 @@ def numerical_gradients(
     x: Tensor,
     t: Tensor,
     activation: str = "relu",
-    h: float = 1e-6,
+    step: float = 1e-6,
 ) -> list[tuple[Tensor, Tensor]]:
     r"""Central finite differences of :math:`E =` :func:`mse` ``(forward(params, x)[0], t)``,
     one parameter at a time, without the chain rule:
 
     .. math::
-        \frac{\partial E}{\partial w_i} \approx \frac{E(w + h e_i) - E(w - h e_i)}{2h},
+        \frac{\partial E}{\partial w_i} \approx \frac{E(w + s e_i) - E(w - s e_i)}{2s},
 
-    where :math:`w` collects all weights and biases and :math:`e_i` is the :math:`i`-th unit
-    vector. The error is of order :math:`h^2` (the next term of the Taylor series) plus about
-    :math:`\epsilon |E| / h` from rounding (:math:`\epsilon = 2^{-52}` in double precision).
+    where :math:`w` collects all weights and biases, :math:`e_i` is the :math:`i`-th unit
+    vector and :math:`s` is the ``step``. The error is of order :math:`s^2` (the next term of the
+    Taylor series) plus about :math:`2^{-52} |E| / s` from rounding in double precision.
     It costs two forward passes per parameter, :math:`2P` for :math:`P` parameters.
 
     Args:
         params: ``[(W_q, b_q)]`` as from :func:`layer_params` (not modified).
-        x: inputs ``(N, D)``.
-        t: targets, the shape of the network's output ``(N, U_Q)``.
+        x: inputs ``(B, D)``.
+        t: targets, the shape of the network's output ``(B, U_Q)``.
         activation: the hidden activation, a name of :data:`ACTIVATION_FUNCTIONS`.
-        h: the step, positive.
+        step: the step :math:`s`, positive.
 
     Returns:
         ``[(dE/dW_q, dE/db_q)]`` with the shapes of ``params``, like :func:`backward`.
     """
-    if not h > 0:
-        raise ValueError(f"h must be positive, got {h}.")
+    if not step > 0:
+        raise ValueError(f"step must be positive, got {step}.")
     _activation(activation)
     work = [
         tuple(p.detach().clone(memory_format=torch.contiguous_format) for p in layer)
@@ -254,9 +255,9 @@ def numerical_gradients(
             flat, grad = p.view(-1), torch.zeros(p.numel(), dtype=p.dtype)
             for i in range(flat.numel()):
                 old = flat[i].item()
-                flat[i] = old + h
+                flat[i] = old + step
                 up, e_up = flat[i].item(), cost()
-                flat[i] = old - h
+                flat[i] = old - step
                 down, e_down = flat[i].item(), cost()
                 flat[i] = old
                 grad[i] = (e_up - e_down) / (up - down)  # the step as stored, after rounding
@@ -274,7 +275,7 @@ class Perceptron(nn.Module):
             ``"sigmoid"`` the model of logistic regression (any name of
             :data:`vaelib.models.ACTIVATIONS`).
 
-    Shapes: ``x`` ``(N, D)`` (one example per row) → ``y`` ``(N,)``.
+    Shapes: ``x`` ``(B, D)`` (one example per row) → ``y`` ``(B,)``.
     """
 
     def __init__(self, in_dim: int, activation: str = "identity") -> None:
@@ -288,5 +289,39 @@ class Perceptron(nn.Module):
         self.activation = ACTIVATIONS[activation]()
 
     def forward(self, x: Tensor) -> Tensor:
-        """The output :math:`y(x)` ``(N,)`` for ``x`` ``(N, D)``."""
+        """The output :math:`y(x)` ``(B,)`` for ``x`` ``(B, D)``."""
         return self.activation(self.linear(x)).squeeze(-1)
+
+
+def least_squares(x: Tensor, t: Tensor) -> Perceptron:
+    r"""The linear model :math:`y(x) = w^\top x + b` with the smallest mean squared error on the
+    pairs ``(x, t)``, as a :class:`Perceptron` with the identity activation.
+
+    A constant 1 is appended to every input, :math:`\tilde x = (x, 1)`, so that
+    :math:`y(x) = \tilde x^\top \theta` with :math:`\theta = (w, b)`. With the extended inputs as
+    the rows of :math:`\tilde X`, the minimiser solves the normal equations
+    :math:`\tilde X^\top \tilde X \theta = \tilde X^\top t`; ``torch.linalg.lstsq`` finds it
+    without forming :math:`\tilde X^\top \tilde X`, which is more accurate. The solution is
+    copied into the module (``nn.Linear`` stores :math:`w` as a ``(1, D)`` row). The global
+    random state is left as it was.
+
+    Args:
+        x: inputs ``(N, D)``, floating point; the model takes its dtype (use float64).
+        t: targets ``(N,)``.
+
+    Returns:
+        ``Perceptron(D, "identity")`` holding the least-squares :math:`w` and :math:`b`.
+    """
+    if x.dim() != 2 or t.shape != (len(x),):
+        raise ValueError(
+            f"expected x (N, D) and t (N,), got {tuple(x.shape)} and {tuple(t.shape)}."
+        )
+    ones = torch.ones(len(x), 1, dtype=x.dtype)
+    design = torch.cat([x, ones], dim=1)  # rows (x, 1): X~, (N, D + 1)
+    theta = torch.linalg.lstsq(design, t.to(x.dtype).unsqueeze(1)).solution[:, 0]  # (w, b)
+    with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten below
+        model = Perceptron(x.shape[1], activation="identity").to(x.dtype)
+    with torch.no_grad():
+        model.linear.weight.copy_(theta[:-1].unsqueeze(0))  # w as a (1, D) row
+        model.linear.bias.fill_(theta[-1])  # b
+    return model
