@@ -12,9 +12,12 @@ from scipy.linalg import subspace_angles
 from vaelib.book.metrics import (
     accuracy,
     cluster_purity,
+    knn_accuracy,
+    knn_predict,
     nearest_distances,
     principal_angles,
     roc_auc,
+    roc_auc_difference,
     roc_auc_null_std,
     roc_curve,
     subspace_distance,
@@ -141,3 +144,89 @@ def test_nearest_distances_against_a_loop():
     assert torch.equal(nearest_distances(reference, reference), torch.zeros(11))
     with pytest.raises(ValueError, match="same number of columns"):
         nearest_distances(torch.randn(4, 3), torch.randn(4, 2))
+
+
+def _knn_by_loop(train, labels, test, k):
+    """Brute force: sort the training examples by (distance, index), vote, smallest label wins."""
+    predicted = []
+    for q in test:
+        order = sorted(range(len(train)), key=lambda i: (float(np.sum((train[i] - q) ** 2)), i))
+        votes = {}
+        for i in order[:k]:
+            votes[int(labels[i])] = votes.get(int(labels[i]), 0) + 1
+        best = max(votes.values())
+        predicted.append(min(label for label, count in votes.items() if count == best))
+    return np.array(predicted)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 7])
+def test_knn_predict_breaks_ties_as_documented(k):
+    rng = np.random.default_rng(k)
+    train = rng.integers(-2, 3, size=(40, 2)).astype(float)  # a 5 x 5 grid: many equal distances
+    labels = rng.integers(3, 7, size=40)  # labels need not start at 0
+    test = rng.integers(-2, 3, size=(30, 2)).astype(float)
+    expected = _knn_by_loop(train, labels, test, k)
+    got = knn_predict(torch.tensor(train), torch.tensor(labels), torch.tensor(test), k)
+    assert np.array_equal(got.numpy(), expected)
+
+
+def test_knn_accuracy_matches_sklearn_and_the_loop():
+    neighbors = pytest.importorskip("sklearn.neighbors")
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(4, 3))
+    train_labels, test_labels = rng.integers(0, 4, 200), rng.integers(0, 4, 80)
+    train = centres[train_labels] + rng.normal(size=(200, 3))  # overlapping classes
+    test = centres[test_labels] + rng.normal(size=(80, 3))
+    for k in (1, 4, 10):  # k = 4 has tied votes, which both give to the smallest label
+        knn = neighbors.KNeighborsClassifier(n_neighbors=k).fit(train, train_labels)
+        got = knn_accuracy(torch.tensor(train, dtype=torch.float32), torch.tensor(train_labels),
+                           torch.tensor(test, dtype=torch.float32), torch.tensor(test_labels), k)
+        assert got == pytest.approx(knn.score(test, test_labels), abs=1e-12)
+        expected = np.mean(_knn_by_loop(train, train_labels, test, k) == test_labels)
+        assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_knn_predict_recovers_the_training_labels_with_one_neighbour():
+    gen = torch.Generator().manual_seed(4)
+    train, labels = torch.randn(50, 5, generator=gen), torch.randint(0, 10, (50,), generator=gen)
+    assert torch.equal(knn_predict(train, labels, train, 1), labels)
+    assert knn_accuracy(train, labels, train, labels, 1) == 1.0
+    with pytest.raises(ValueError, match="k must be"):
+        knn_predict(train, labels, train, 0)
+    with pytest.raises(ValueError, match="same number of columns"):
+        knn_predict(train, labels, train[:, :3], 1)
+
+
+def _delong_se(a, b, positive):
+    """DeLong et al. (1988): the standard error of AUC_a - AUC_b from the pairwise comparisons."""
+    def components(s):
+        pos, neg = s[positive], s[~positive]
+        psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])  # (n+, n-)
+        return psi.mean(1), psi.mean(0)  # per positive, per negative
+
+    (va_pos, va_neg), (vb_pos, vb_neg) = components(a), components(b)
+    var = (np.var(va_pos - vb_pos, ddof=1) / positive.sum()
+           + np.var(va_neg - vb_neg, ddof=1) / (~positive).sum())
+    return math.sqrt(var)
+
+
+def test_roc_auc_difference_against_delong():
+    rng = np.random.default_rng(6)
+    positive = np.r_[np.ones(100, dtype=bool), np.zeros(300, dtype=bool)]
+    shared = rng.normal(size=400)  # both scores see the same examples: correlated errors
+    a = positive + shared + 0.5 * rng.normal(size=400)
+    b = 0.7 * positive + shared + 0.5 * rng.normal(size=400)
+    difference, se = roc_auc_difference(a, b, positive, num_resamples=4000)
+    assert difference == pytest.approx(roc_auc(a, positive) - roc_auc(b, positive), abs=1e-15)
+    assert se == pytest.approx(_delong_se(a, b, positive), rel=0.1)  # bootstrap scatter ~1%
+    unpaired = math.sqrt(_delong_se(a, np.zeros(400), positive) ** 2
+                         + _delong_se(b, np.zeros(400), positive) ** 2)
+    assert se < 0.8 * unpaired  # pairing removes the shared part
+
+
+def test_roc_auc_difference_of_a_score_with_itself_is_exactly_zero():
+    positive = torch.tensor([True, False, True, False, False])
+    scores = torch.tensor([0.3, 0.1, 0.2, 0.2, 0.0])
+    assert roc_auc_difference(scores, scores, positive, num_resamples=50) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="same length"):
+        roc_auc_difference(scores, scores[:4], positive)

@@ -7,8 +7,12 @@ r"""Measurements of the warm-up chapters: accuracy, cluster purity, ROC curves a
   from 0.5 the AUC of a score without information scatters.
 * :func:`principal_angles`, :func:`subspace_distance` — how far apart two linear subspaces are,
   e.g. the span of a linear autoencoder's decoder and the top principal components (Chapter 3).
+* :func:`roc_auc_difference` — the difference of two scores' AUCs on the same examples, with a
+  paired bootstrap standard error, e.g. an autoencoder's anomaly score against PCA's (Chapter 3).
 * :func:`nearest_distances` — how far each point lies from its nearest neighbour in a reference
   set, e.g. random codes from the codes of the training data (Chapter 3).
+* :func:`knn_predict`, :func:`knn_accuracy` — classify by a vote of the nearest training
+  examples, e.g. to measure how well codes separate the classes (Chapter 3).
 
 All functions take tensors or arrays and return Python floats or tensors; none has side effects.
 """
@@ -16,6 +20,7 @@ All functions take tensors or arrays and return Python floats or tensors; none h
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -24,9 +29,12 @@ from scipy.stats import rankdata
 __all__ = [
     "accuracy",
     "cluster_purity",
+    "knn_accuracy",
+    "knn_predict",
     "nearest_distances",
     "principal_angles",
     "roc_auc",
+    "roc_auc_difference",
     "roc_auc_null_std",
     "roc_curve",
     "subspace_distance",
@@ -164,6 +172,52 @@ def roc_curve(
     return fpr, tpr
 
 
+def roc_auc_difference(
+    scores_a: torch.Tensor | np.ndarray,
+    scores_b: torch.Tensor | np.ndarray,
+    is_positive: torch.Tensor | np.ndarray,
+    num_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    r"""The difference of two scores' AUCs on the same examples, and its bootstrap standard error.
+
+    Returns :math:`\mathrm{AUC}_a - \mathrm{AUC}_b` (:func:`roc_auc` of each score) and the
+    standard deviation of that difference over ``num_resamples`` *paired* bootstrap resamples:
+    each resample draws :math:`n^+` positives from the positives and :math:`n^-` negatives from
+    the negatives, with replacement, and recomputes both AUCs on the same drawn examples. Pairing
+    matters: two scores of the same examples usually err on the same hard examples, and the
+    difference then scatters less than either AUC. Keeping :math:`n^+` and :math:`n^-` fixed
+    (stratified resampling) treats the numbers of positives and negatives as given, as
+    :func:`roc_auc_null_std` does.
+
+    Shapes: ``scores_a``, ``scores_b`` (higher means "more likely positive") and ``is_positive``
+    ``(N,)``. The resamples come from a NumPy generator seeded with ``seed``.
+    """
+    a = _as_numpy_1d(scores_a, "scores_a").astype(np.float64)
+    b = _as_numpy_1d(scores_b, "scores_b").astype(np.float64)
+    positive = _binary_targets(is_positive)
+    _check_same_length(a, positive, "scores_a and is_positive")
+    _check_same_length(b, positive, "scores_b and is_positive")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("scores contain NaN or infinite values.")
+    if num_resamples < 2:
+        raise ValueError(f"num_resamples must be at least 2, got {num_resamples}.")
+    rng = np.random.default_rng(seed)
+    pos_idx, neg_idx = np.flatnonzero(positive), np.flatnonzero(~positive)
+    n_pos, n_neg = len(pos_idx), len(neg_idx)
+    idx = np.concatenate(  # (num_resamples, N): the positives first, then the negatives
+        [rng.choice(pos_idx, (num_resamples, n_pos)), rng.choice(neg_idx, (num_resamples, n_neg))],
+        axis=1,
+    )
+
+    def resampled_aucs(scores: np.ndarray) -> np.ndarray:  # (num_resamples,)
+        ranks = rankdata(scores[idx], axis=1)  # ties averaged, within each resample
+        return (ranks[:, :n_pos].sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+    differences = resampled_aucs(a) - resampled_aucs(b)
+    return roc_auc(a, positive) - roc_auc(b, positive), float(differences.std(ddof=1))
+
+
 def _orthonormal_basis(a: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(a, torch.Tensor):
         a = torch.as_tensor(np.asarray(a))
@@ -218,6 +272,76 @@ def nearest_distances(queries: torch.Tensor, reference: torch.Tensor) -> torch.T
         )
     distances = torch.cdist(queries, reference, compute_mode="donot_use_mm_for_euclid_dist")
     return distances.min(dim=1).values
+
+
+def knn_predict(
+    train_codes: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_codes: torch.Tensor,
+    k: int,
+) -> torch.Tensor:
+    r"""The class of each test example by a vote of its ``k`` nearest training examples.
+
+    Distances are Euclidean, computed in float64 as
+    :math:`(\lVert a\rVert^2 + \lVert b\rVert^2 - 2 a^\top b)^{1/2}` (fast; distances that are
+    equal in exact arithmetic can differ by rounding, except for small integer coordinates).
+    Ties are broken by two documented rules:
+
+    * among training examples at the same distance as the ``k``-th nearest one, those with the
+      smaller index in ``train_codes`` count as nearer (so exactly ``k`` examples vote);
+    * a tied vote goes to the smallest label among the tied ones (as in scikit-learn's
+      ``KNeighborsClassifier`` with uniform weights).
+
+    Shapes: ``train_codes`` ``(N, J)``, ``train_labels`` ``(N,)`` integer classes,
+    ``test_codes`` ``(n, J)``; returns ``(n,)`` labels, with ``train_labels``' dtype.
+    """
+    train_codes, test_codes = torch.as_tensor(train_codes), torch.as_tensor(test_codes)
+    train_labels = torch.as_tensor(train_labels)
+    matrices = train_codes.dim() == 2 and test_codes.dim() == 2
+    if not matrices or train_codes.shape[1] != test_codes.shape[1]:
+        raise ValueError(
+            f"train_codes (N, J) and test_codes (n, J) must be matrices with the same number of "
+            f"columns, got shapes {tuple(train_codes.shape)} and {tuple(test_codes.shape)}."
+        )
+    if train_labels.shape != (len(train_codes),):
+        raise ValueError(
+            f"train_labels must have shape ({len(train_codes)},), got {tuple(train_labels.shape)}."
+        )
+    is_integer = isinstance(k, numbers.Integral) and not isinstance(k, bool)
+    if not is_integer or not 1 <= k <= len(train_codes):
+        raise ValueError(f"k must be an integer from 1 to N = {len(train_codes)}, got {k!r}.")
+    k = int(k)
+    classes, label_idx = torch.unique(train_labels, sorted=True, return_inverse=True)
+    one_hot = torch.nn.functional.one_hot(label_idx, len(classes)).to(torch.float64)  # (N, C)
+    reference = train_codes.detach().to(torch.float64)
+    predicted = []
+    for queries in test_codes.detach().to(torch.float64).split(1024):  # bounded memory
+        dist = torch.cdist(queries, reference, compute_mode="use_mm_for_euclid_dist")  # (b, N)
+        kth = dist.topk(k, dim=1, largest=False).values[:, -1:]  # (b, 1) the k-th smallest
+        nearer = dist < kth  # (b, N) fewer than k examples
+        tied = dist == kth  # at the k-th distance: take the first ones, by index
+        still_needed = k - nearer.sum(1, keepdim=True)  # (b, 1), at least 1
+        votes = nearer | (tied & (tied.cumsum(1) <= still_needed))  # exactly k per row
+        counts = votes.to(torch.float64) @ one_hot  # (b, C) votes per class
+        predicted.append(classes[counts.argmax(1)])  # argmax: the first, i.e. smallest, label
+    return torch.cat(predicted)
+
+
+def knn_accuracy(
+    train_codes: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_codes: torch.Tensor,
+    test_labels: torch.Tensor,
+    k: int,
+) -> float:
+    r"""Share of test examples whose :func:`knn_predict` vote (``k`` neighbours) is their label.
+
+    A measure of how well the codes (features) separate the classes: chance is about the share
+    of the most common class. Shapes: ``train_codes`` ``(N, J)``, ``train_labels`` ``(N,)``,
+    ``test_codes`` ``(n, J)``, ``test_labels`` ``(n,)``.
+    """
+    predicted = knn_predict(train_codes, train_labels, test_codes, k)
+    return accuracy(predicted, torch.as_tensor(test_labels))
 
 
 def subspace_distance(a: torch.Tensor, b: torch.Tensor) -> float:
