@@ -36,6 +36,17 @@ def test_bayes_rule_holds_for_any_z(model, x):
     assert torch.allclose(rhs, model.log_marginal(x).expand(3, 8), atol=1e-10)
 
 
+def test_posterior_full_matches_the_probabilistic_pca_form():
+    """Bishop (2006), Eq. 12.42: mean M^{-1} W^T (x - b), covariance sigma^2 M^{-1}, with
+    M = W^T W + sigma^2 I: the same Gaussian as Lambda^{-1} W^T (x - b) / sigma^2, Lambda^{-1}."""
+    model = _tilted()
+    x = model.sample(4, torch.Generator().manual_seed(3))
+    m = model.W.T @ model.W + model.sigma**2 * torch.eye(2, dtype=torch.float64)
+    mu, cov = model.posterior_full(x)
+    assert torch.allclose(mu, torch.linalg.solve(m, model.W.T @ (x - model.b).T).T, atol=1e-12)
+    assert torch.allclose(cov, model.sigma**2 * torch.linalg.inv(m), atol=1e-12)
+
+
 def test_posterior_is_diagonal_for_orthogonal_w(model, x):
     mu, logvar = model.posterior(x)
     mu_full, cov = model.posterior_full(x)

@@ -9,17 +9,18 @@ standard deviation (``sigma``; not the encoder's :math:`\sigma`). Marginalising 
 (probabilistic PCA, Bishop 2006, Sec. 12.2.1):
 
 .. math::
-    p_\theta(z|x) = \mathcal N\big(M^{-1}W^\top(x - b),\; \sigma_x^2 M^{-1}\big),
-    \qquad M = W^\top W + \sigma_x^2 I_J,
+    p_\theta(z|x) = \mathcal N\big(\Lambda^{-1}W^\top(x - b) / \sigma_x^2,\; \Lambda^{-1}\big),
+    \qquad \Lambda = I_J + W^\top W / \sigma_x^2,
 
-so its precision is :math:`\Lambda = M / \sigma_x^2`, the same for every :math:`x`.
+with the precision (inverse covariance) :math:`\Lambda` the same for every :math:`x`.
 
-When the columns of :math:`W` are orthogonal, :math:`M` is diagonal and so is the posterior: it
-then lies in the family :math:`q(z|x) = \mathcal N(\mu, \operatorname{diag}\sigma^2)` that a VAE's
-encoder outputs, and the ELBO can be made tight. Otherwise the best diagonal :math:`q` has the
-posterior mean and the variances :math:`1/\Lambda_{jj}`, smaller than the posterior's marginal
-variances, and a gap :math:`\tfrac12(\sum_j \log\Lambda_{jj} - \log\det\Lambda) > 0` remains
-(Bishop 2006, Sec. 10.1.2). Every ELBO identity in the book is checked against these exact
+When the columns of :math:`W` are orthogonal, :math:`\Lambda` is diagonal and so is the
+posterior: it then lies in the family :math:`q(z|x) = \mathcal N(\mu, \operatorname{diag}\sigma^2)`
+that a VAE's encoder outputs, and the ELBO can be made tight. Otherwise the best diagonal
+:math:`q` has the posterior mean and the variances :math:`1/\Lambda_{jj}`, smaller than the
+posterior's marginal variances, and a gap
+:math:`\tfrac12(\sum_j \log\Lambda_{jj} - \log\det\Lambda) > 0` remains (Bishop 2006,
+Sec. 10.1.2). Every ELBO identity in the book is checked against these exact
 formulas.
 
 Introduced in the chapter *The ELBO, step by step*.
@@ -136,20 +137,22 @@ class LinearGaussian:
         return -0.5 * (self.x_dim * LOG_2PI + logdet + maha)
 
     def posterior_precision(self) -> torch.Tensor:
-        r"""The posterior precision :math:`\Lambda = (W^\top W + \sigma_x^2 I) / \sigma_x^2`,
-        ``(J, J)``, the inverse of the posterior covariance (the same for every ``x``)."""
+        r"""The posterior precision :math:`\Lambda = I_J + W^\top W / \sigma_x^2`, ``(J, J)``,
+        the inverse of the posterior covariance (the same for every ``x``)."""
         eye = torch.eye(self.z_dim, dtype=torch.float64)
-        return (self.W.T @ self.W + self.sigma**2 * eye) / self.sigma**2
+        return eye + self.W.T @ self.W / self.sigma**2
 
     def posterior_full(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Exact :math:`p_\theta(z|x)` as ``(mu, cov)``: ``mu`` ``(B, J)``, ``cov`` ``(J, J)``.
 
-        The covariance :math:`\sigma_x^2 M^{-1}` is the same for every ``x``.
+        The mean is :math:`\Lambda^{-1} W^\top (x - b) / \sigma_x^2` and the covariance
+        :math:`\Lambda^{-1}`, the same for every ``x``, with :math:`\Lambda` the
+        :meth:`posterior_precision`.
         """
         x = x.double()
-        M = self.W.T @ self.W + self.sigma**2 * torch.eye(self.z_dim, dtype=torch.float64)
-        mu = torch.linalg.solve(M, self.W.T @ (x - self.b).T).T
-        cov = self.sigma**2 * torch.linalg.inv(M)
+        precision = self.posterior_precision()
+        mu = torch.linalg.solve(precision, self.W.T @ (x - self.b).T / self.sigma**2).T
+        cov = torch.linalg.inv(precision)
         return mu, cov
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
