@@ -77,13 +77,13 @@ class History:
     Autoencoder: ``train_loss`` (and ``test_loss``).
 
     **What the train and test values mean.** ``train_*`` are the means over the epoch's
-    minibatches, taken while the parameters move during the epoch (the paper's Fig. 2 plots the
-    same running estimate); ``test_*`` are computed with :func:`evaluate` at the end of the
-    epoch. In the first epochs the model improves a lot within an epoch, so the running train
-    value is worse than the test value (a lower ELBO, a higher autoencoder loss) even when the
-    model fits both sets equally well; to compare like with like, evaluate both sets with the
-    final parameters (``evaluate(model, x_train)``). ELBO terms are nats per example; an
-    Autoencoder's loss is its squared error per example, summed over the D pixels.
+    minibatches, taken while the parameters move during the epoch; ``test_*`` are computed with
+    :func:`evaluate` at the end of the epoch. In the first epochs the model improves a lot
+    within an epoch, so the running train value is worse than the test value (a lower ELBO, a
+    higher autoencoder loss) even when the model fits both sets equally well; to compare like
+    with like, evaluate both sets with the final parameters (``evaluate(model, x_train)``). ELBO
+    terms are nats per example; an Autoencoder's loss is its squared error per example, summed
+    over the D pixels.
 
     Attributes:
         stopped: why training ended early: ``None`` (ran all epochs), ``"early_stopping"``,

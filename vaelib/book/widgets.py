@@ -292,8 +292,10 @@ def explorer(
     Args:
         render: ``render(**point)`` returns a matplotlib ``Figure`` (closed by the explorer) or
             a grey image ``(H, W)`` with values in [0, 1].
-        params: slider name → the values it takes (evenly spaced; the website shows exactly
-            these, a kernel allows values in between).
+        params: slider name → the values it takes, in increasing order and with any spacing.
+            The website's slider steps through exactly these, one position per value; a live
+            slider in a kernel runs from the first to the last in steps of a quarter of their
+            mean spacing, so it also takes values in between.
         initial: starting value per slider (default: the middle value).
         labels: slider name → the label shown (default: the name).
         description: one sentence shown above the sliders.
