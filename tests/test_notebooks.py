@@ -165,3 +165,57 @@ def test_eval_names_are_defined_above(notebook: Path) -> None:
         f"{notebook.name}: these {{eval}} roles use names no code cell above them defines "
         "(move the defining cell up, or the sentence down):\n" + "\n".join(missing)
     )
+
+
+# ------------------------------------------------------------------------------------------
+# The chapters in JupyterLab: jupyterlab-myst renders MyST without the rest of the book, so a
+# role that needs another page (or the .bib file) shows as a warning chip with its raw label.
+# tests/test_learner.py looks at the rendered notebooks; this is the quick static version.
+
+_LABEL_DEF = re.compile(r"^\(([\w-]+)\)=|\$\$\s*\(([\w-]+)\)|:name:\s*([\w-]+)", re.M)
+
+
+def _labels(nb: nbformat.NotebookNode) -> set[str]:
+    found: set[str] = set()
+    for cell in nb.cells:
+        figure = cell.metadata.get("mystnb", {}).get("figure", {})
+        if figure.get("name"):
+            found.add(figure["name"])
+        for match in _LABEL_DEF.finditer(cell.source):
+            found.add(next(g for g in match.groups() if g))
+    return found
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_id)
+def test_references_resolve_inside_the_notebook(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    labels = _labels(nb)
+    problems: list[str] = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        text = cell.source
+        if "{bibliography}" in text:
+            problems.append(f"cell {index}: a {{bibliography}} directive (renders empty; the "
+                            "References appendix lists every cited work)")
+        for match in re.finditer(r"\{doc\}`[^`]*`", text):
+            problems.append(f"cell {index}: {match.group(0)} (write a Markdown link, "
+                            "[Chapter 4](04_elbo.ipynb), which also opens in JupyterLab)")
+        for match in re.finditer(r"\{numref\}`([^`]*)`", text):
+            if "<" not in match.group(1) or "%s" in match.group(1) or "{number}" in match.group(1):
+                problems.append(f"cell {index}: {match.group(0)} (give it its own words, e.g. "
+                                "{numref}`the figure below <fig-...>`, without %s)")
+        for match in re.finditer(r"\{(eq|ref|numref)\}`([^`]*)`", text):
+            label = re.sub(r".*<([^>]+)>\s*$", r"\1", match.group(2)).strip()
+            if label not in labels:
+                problems.append(f"cell {index}: {match.group(0)} points outside this notebook "
+                                "(link the chapter with Markdown instead)")
+        for match in re.finditer(r"\{cite:[a-z]+\}`([^`]*)`", text):
+            prefixed = [k for k in match.group(1).split(",") if re.match(r"\s*(ch\d+|howto)-", k)]
+            if prefixed:
+                problems.append(f"cell {index}: citation keys with a prefix {prefixed} (cite the "
+                                "plain keys of references.bib)")
+    assert not problems, (
+        f"{notebook.name}: MyST that JupyterLab cannot render as the website does:\n"
+        + "\n".join(problems)
+    )
