@@ -643,3 +643,21 @@ def test_errors_say_what_is_wrong(lg, call, error, match):
 def test_a_likelihood_that_is_not_summed_is_caught(lg):
     with pytest.raises(ValueError, match="one value per z"):
         hmc_sample(Unsummed(lg), lg.sample(4, gen(0)), 2)
+
+
+def test_the_estimator_continues_its_chains_and_fails_from_a_bad_start(lg3):
+    """Chains that start far from the posterior, with no burn-in, put the estimate nats off
+    (the failure of fresh chains on the narrow posteriors of a long-trained model, where it
+    errs low); continuing the chains of a previous estimate (``z0=previous.z``) needs no
+    burn-in at all."""
+    model = LinearModel(lg3)
+    x = lg3.sample(40, gen(0))
+    exact = lg3.log_marginal(x)
+    first = hmc_log_likelihood(model, x, generator=gen(1))
+    assert first.z.shape == (40, 3)
+    far = torch.full_like(first.z, 30.0)
+    stuck = hmc_log_likelihood(model, x, z0=far, num_burnin=0, generator=gen(2))
+    continued = hmc_log_likelihood(model, x, z0=first.z, step_size=first.step_size,
+                                   num_burnin=0, generator=gen(2))
+    assert abs(float((stuck.log_px - exact).mean())) > 1
+    assert abs(float((continued.log_px - exact).mean())) < 0.1

@@ -65,3 +65,39 @@ def test_clear_errors(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="not a vaelib model file"):
         vaelib.load(tmp_path / "junk.pt")
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for a test, and put the old one back."""
+    old = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+def test_files_get_the_permissions_open_would_give_them(tmp_path, umask):
+    """Regression: atomic_write kept mkstemp's mode 0600, so saved models, checkpoints and the
+    CLI's model.pt were unreadable for the group and others whatever the umask."""
+    import stat
+
+    def mode(path):
+        return stat.S_IMODE(path.stat().st_mode)
+
+    model = VAE(VAEConfig(x_dim=784, hidden_dim=8, z_dim=2, seed=0))
+    umask(0o022)
+    assert mode(vaelib.save(model, tmp_path / "a.pt")) == 0o644
+    with open(tmp_path / "by_open.txt", "w"):
+        pass
+    assert mode(tmp_path / "by_open.txt") == 0o644  # the same as open()
+    umask(0o027)
+    assert mode(vaelib.save(model, tmp_path / "b.pt")) == 0o640
+    umask(0o002)
+    vaelib.fit(model, torch.rand(20, 784), epochs=1, checkpoint=tmp_path / "run.pt",
+               progress="none")
+    assert mode(tmp_path / "run.pt") == 0o664
+    (tmp_path / "a.pt").chmod(0o600)  # a file that is replaced keeps its mode, as with open()
+    umask(0o022)
+    vaelib.save(model, tmp_path / "a.pt")
+    assert mode(tmp_path / "a.pt") == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt", "by_open.txt",
+                                                          "run.pt"]

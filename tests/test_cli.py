@@ -121,6 +121,65 @@ def test_interrupted_run_leaves_out_alone_and_resumes(tmp_path: Path, monkeypatc
     assert straight["history"]["train_elbo"] == metrics["history"]["train_elbo"]
 
 
+def test_a_resumed_run_reports_the_time_and_epochs_of_the_whole_run(tmp_path: Path,
+                                                                     monkeypatch,
+                                                                     capsys) -> None:
+    """Regression: after --resume, metrics.json's seconds and the final line counted only the
+    resumed part; and one epoch was reported as "after 1 epochs"."""
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    original = VAE.log_px_given_z
+
+    def interrupt_in_epoch_2(self, x, z):
+        calls["n"] += 1
+        if calls["n"] == 6:  # as in the test above: the first step of epoch 2
+            raise KeyboardInterrupt
+        return original(self, x, z)
+
+    monkeypatch.setattr(VAE, "log_px_given_z", interrupt_in_epoch_2)
+    assert _run(out, "--epochs", "2") == 130
+    checkpoint = torch.load(tmp_path / ".run.partial" / "checkpoint.pt", weights_only=True)
+    first_part = checkpoint["history"]["seconds"]
+    assert len(first_part) == 1
+    monkeypatch.setattr(VAE, "log_px_given_z", original)
+    capsys.readouterr()
+    assert _run(out, "--epochs", "2", "--resume") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["history"]["seconds"][:1] == first_part  # epoch 1 comes from the first part
+    assert metrics["seconds"] == round(sum(metrics["history"]["seconds"]), 3)
+    assert f"after 2 epochs ({sum(metrics['history']['seconds']):.1f} s of training)" in \
+        capsys.readouterr().out
+    assert _run(tmp_path / "one", "--epochs", "1") == 0
+    printed = capsys.readouterr().out
+    assert "after 1 epoch (" in printed and "1 epochs" not in printed
+
+
+def test_resume_with_other_options_is_refused_and_keeps_the_run(tmp_path: Path, monkeypatch,
+                                                                 capsys) -> None:
+    """--resume with another learning rate would mix two runs: a clear error, exit status 2,
+    and the interrupted run stays in its staging folder."""
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    original = VAE.log_px_given_z
+
+    def interrupt_in_epoch_2(self, x, z):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return original(self, x, z)
+
+    monkeypatch.setattr(VAE, "log_px_given_z", interrupt_in_epoch_2)
+    assert _run(out, "--epochs", "3") == 130
+    monkeypatch.setattr(VAE, "log_px_given_z", original)
+    capsys.readouterr()
+    assert _run(out, "--epochs", "3", "--lr", "0.01", "--resume") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot resume from") and "lr: 0.001 in the checkpoint" in err
+    assert "leave out --resume" in err and not out.exists()
+    assert (tmp_path / ".run.partial" / "checkpoint.pt").exists()
+    assert _run(out, "--epochs", "3", "--resume") == 0  # the original options continue it
+
+
 def test_train_frey_uses_a_gaussian_decoder(tmp_path: Path, monkeypatch) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()

@@ -122,3 +122,31 @@ def test_optimal_q_and_the_two_gaps_on_the_exact_model():
     assert (gaps.amortization > 1.0).all()  # q = N(0, I) is far from the posterior
     assert torch.allclose(gaps.approximation + gaps.amortization,
                           gaps.log_px - gaps.elbo_encoder, atol=1e-9)
+
+
+def test_elbo_gaps_sets_the_samples_of_optimal_q(monkeypatch):
+    """Regression: elbo_gaps always ran optimal_q with 10 samples per step."""
+    import vaelib.diagnostics as diagnostics
+
+    seen = []
+    real = diagnostics.optimal_q
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("num_samples"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(diagnostics, "optimal_q", spy)
+    model = VAE(VAEConfig(x_dim=6, hidden_dim=8, z_dim=2, likelihood="gaussian",
+                          decoder_mean="identity", seed=0))
+    x = torch.randn(4, 6)
+    gaps = diagnostics.elbo_gaps(model, x, num_samples=20, elbo_samples=20, steps=4,
+                                 optimal_q_samples=3)
+    assert gaps.log_px.shape == (4,)
+    diagnostics.elbo_gaps(model, x, num_samples=20, elbo_samples=20, steps=4)
+    assert seen == [3, 10]  # the default stays 10
+    monkeypatch.setattr(diagnostics, "optimal_q", real)
+    again = diagnostics.elbo_gaps(model, x, num_samples=20, elbo_samples=20, steps=4,
+                                  optimal_q_samples=3)
+    assert torch.equal(again.elbo_optimal, gaps.elbo_optimal)  # seeded: the same q*
+    with pytest.raises(ValueError, match="optimal_q_samples must be an integer"):
+        diagnostics.elbo_gaps(model, x, steps=2, optimal_q_samples=0)

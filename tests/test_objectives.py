@@ -151,3 +151,14 @@ def test_iwae_bound_is_computed_in_chunks_of_bounded_size(lg, x):
     sizes.clear()
     iwae_bound(Recording(lg), x, num_samples=5000)  # default: about 2**22 numbers at once
     assert max(sizes) * len(x) * lg.x_dim <= 2**22 and sum(sizes) == 5000
+
+
+def test_the_protocol_documents_the_check_hook_and_both_z_shapes():
+    """The protocol's docstring is the reference for your own models: it must name the
+    check_input hook and the (B, J) z that the baselines pass."""
+    from vaelib.objectives import LatentVariableModel
+
+    doc = LatentVariableModel.__doc__
+    assert "check_input(x)" in doc and "replaces the checks below" in doc
+    assert "``(B, J)`` →\n      ``(B,)``" in doc or "``(B, J)`` → ``(B,)``" in doc
+    assert "baselines" in doc and "input_range" in doc and "dtype" in doc

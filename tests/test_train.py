@@ -3,6 +3,8 @@ clear messages; evaluate equals a direct computation of the ELBO."""
 
 from __future__ import annotations
 
+import os
+import signal
 import warnings
 
 import numpy as np
@@ -15,7 +17,17 @@ from vaelib.diagnostics import CollapseWarning
 from vaelib.distributions import kl_normal_standard_per_dim
 from vaelib.models import VAE, Autoencoder, VAEConfig
 from vaelib.objectives import elbo, iwae_bound
-from vaelib.train import History, TrainingDiverged, _StepLoss, evaluate, fit, linear_warmup
+from vaelib.train import (
+    ACTIVE_UNITS_EXAMPLES,
+    History,
+    TrainingDiverged,
+    _active_units_rows,
+    _collapse_message,
+    _StepLoss,
+    evaluate,
+    fit,
+    linear_warmup,
+)
 
 SMALL = VAEConfig(x_dim=784, hidden_dim=64, z_dim=4)
 
@@ -138,7 +150,6 @@ def test_evaluate_matches_a_manual_computation(digits) -> None:
 BAD_DATA = [
     (lambda x: x[:, :100], ValueError, r"shape \(batch, 784\)"),
     (lambda x: (x * 255).to(torch.uint8), TypeError, "floating-point"),
-    (lambda x: x.double(), TypeError, "float64 but the model's parameters are torch.float32"),
     (lambda x: torch.where(x > 0.99, float("nan"), x), ValueError, "NaN"),
     (lambda x: x * 255, ValueError, r"\[0, 1\] for a Bernoulli decoder"),
     (lambda x: x[:0], ValueError, "non-empty"),
@@ -472,3 +483,310 @@ def test_functions_follow_the_model_s_device_and_dtype(digits) -> None:
     if torch.cuda.is_available():  # pragma: no cover - no GPU on the CI machine
         cuda = VAE(VAEConfig(x_dim=784, hidden_dim=16, z_dim=2)).cuda()
         assert fit(cuda, x, epochs=1, progress="none")["train_elbo"]
+
+
+# --------------------------------------------------------------------------------------------
+# Hardening: messages for your own models, active units, warnings, dtypes, interrupts
+
+
+class _RangedModel(torch.nn.Module):
+    """A model of the protocol (not vaelib's) that declares its data range."""
+
+    def __init__(self, input_range=(0, 1)) -> None:
+        super().__init__()
+        self.x_shape, self.z_dim, self.input_range = (784,), 2, input_range
+        self.encoder = torch.nn.Linear(784, 4)
+        self.decoder = torch.nn.Linear(2, 784)
+
+    def encode(self, x):
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        return mu, logvar
+
+    def log_px_given_z(self, x, z):
+        return vaelib.gaussian_log_prob(x, self.decoder(z), torch.zeros(()))
+
+
+def test_a_range_error_speaks_of_the_model_it_is_about(digits) -> None:
+    """Regression: a model of the protocol with input_range=(0, 1) was told about "a Bernoulli
+    decoder" and likelihood="gaussian" (VAE options it does not have)."""
+    x = digits[0][:50]
+    with pytest.raises(ValueError) as info:
+        fit(_RangedModel(), x * 255, epochs=1, progress="none")
+    message = str(info.value)
+    assert "input_range that _RangedModel declares" in message and "divide" in message
+    assert "Bernoulli" not in message and "likelihood" not in message
+    with pytest.raises(ValueError, match="input_range that _RangedModel declares"):
+        evaluate(_RangedModel(), x * 255)
+    # any declared range is checked, and data inside it pass
+    assert len(fit(_RangedModel((-1, 1)), x * 2 - 1, epochs=1, progress="none")) == 1
+    with pytest.raises(ValueError, match=r"must lie in \[-1, 1\]"):
+        fit(_RangedModel((-1, 1)), x * 3, epochs=1, progress="none")
+    with pytest.raises(TypeError, match="input_range must be None or a pair"):
+        fit(_RangedModel(0.5), x, epochs=1, progress="none")
+
+
+def test_active_units_are_counted_on_a_seeded_random_subset(digits) -> None:
+    """Regression: fit counted active units on the first 1,000 rows in the order given, so data
+    sorted by class (load_mnist("all")) or with repeated rows in front gave a wrong count and
+    a false CollapseWarning."""
+    assert torch.equal(load_mnist("all").y[:ACTIVE_UNITS_EXAMPLES].unique(), torch.tensor([0, 1]))
+    x = digits[0]
+    padded = torch.cat([x[:1].expand(ACTIVE_UNITS_EXAMPLES, -1), x])  # one digit in front
+    model = VAE(VAEConfig(x_dim=784, hidden_dim=64, z_dim=4, seed=0))
+    with torch.no_grad():
+        model.encoder[-1].weight.mul_(10)  # means that move with x: A_j about 100x larger
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)  # no false alarm
+        history = fit(model, padded, epochs=1, lr=1e-9, seed=3, progress="none")
+    rows = _active_units_rows(len(padded), seed=3)
+    assert rows.shape == (ACTIVE_UNITS_EXAMPLES,) and len(rows.unique()) == len(rows)
+    assert torch.equal(rows, _active_units_rows(len(padded), seed=3))  # deterministic
+    assert not torch.equal(rows, _active_units_rows(len(padded), seed=4))
+    expected = vaelib.active_units(model, padded[rows]).count
+    assert history["active_units"] == [expected] and expected > 0
+    assert _active_units_rows(ACTIVE_UNITS_EXAMPLES, seed=0) is None  # N <= 1000: all rows
+
+
+def test_collapse_warning_is_honest_about_short_runs(digits) -> None:
+    """Regression: an untrained or barely trained model (A_j ~ 0.003 < 0.01) got a flat
+    "posterior collapse" verdict; real collapse (a large KL weight) must still warn."""
+    x = digits[0]
+    with pytest.warns(CollapseWarning) as barely:
+        fit(_model(), x[:100], epochs=1, batch_size=100, progress="none")  # one step
+    message = str(barely[0].message)
+    assert "after 1 epoch " in message and "not started to use z" in message
+    assert "linear_warmup" in message and "free_bits" in message
+    with pytest.warns(CollapseWarning, match="posterior collapse") as collapsed:
+        history = fit(_model(), x, epochs=15, batch_size=50, lr=3e-3, kl_weight=784.0,
+                      progress="none")
+    heavy = str(collapsed[0].message)
+    assert history["active_units"][-1] == 0 and "after 15 epochs" in heavy
+    assert "KL weight of 784 (> 1)" in heavy and "most likely posterior collapse" in heavy
+    lost = _collapse_message(History({"active_units": [3.0, 1.0, 0.0]}))
+    assert lost.startswith("posterior collapse:")
+    assert "3 dimensions were active after epoch 1" in lost and "after 3 epochs" in lost
+
+
+def test_a_large_positive_elbo_is_not_divergence(digits) -> None:
+    """No upward divergence rule: a Gaussian decoder with a small fixed variance legitimately
+    reaches a large positive ELBO (here ~ +2,000 nats from ~ -1e6)."""
+    gen = torch.Generator().manual_seed(0)
+    x = 0.5 + 0.01 * torch.randn(200, 784, generator=gen)
+    model = VAE(VAEConfig(x_dim=784, hidden_dim=32, z_dim=2, likelihood="gaussian",
+                          decoder_mean="identity", decoder_logvar=2 * np.log(0.01), seed=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        history = fit(model, x, epochs=40, batch_size=50, lr=1e-2, progress="none")
+    assert history["train_elbo"][0] < -1e4 and history["train_elbo"][-1] > 1000
+    doc = fit.__doc__
+    assert "Only a *falling* ELBO" in doc and "decoder_variance_floor" in doc
+
+
+def test_fit_documents_kl_weight_device_and_active_unit_rows() -> None:
+    assert "last* optimizer step of the epoch" in History.__doc__
+    assert "random subset drawn once" in History.__doc__
+    assert "copied there whole, at once" in fit.__doc__
+    assert "weight of each epoch's last step" in fit.__doc__
+
+
+def test_empty_history_still_has_its_keys(digits) -> None:
+    """Regression: after divergence in epoch 1, err.history["train_elbo"] raised KeyError."""
+    x = digits[0][:100]
+    with pytest.raises(TrainingDiverged) as info:
+        fit(_Exploding(float("nan"), after=0), x, x[:20], epochs=3, batch_size=50,
+            progress="none")
+    history = info.value.history
+    assert len(history) == 0 and info.value.epoch == 1
+    assert history["train_elbo"] == [] and history["test_elbo"] == []
+    assert history.keys() == ["epoch", "samples", "train_elbo", "train_log_px", "train_kl",
+                              "test_elbo", "test_log_px", "test_kl", "active_units", "seconds"]
+    with pytest.raises(ValueError, match="no epoch has finished"):
+        history.last()
+    with pytest.raises(KeyError, match="available"):
+        history["nope"]
+
+    class InterruptedAtOnce(_Exploding):  # Ctrl-C at the first training step
+        def log_px_given_z(self, x, z):
+            if self.calls == 1:  # call 0: the untrained model's ELBO, before training
+                raise KeyboardInterrupt
+            return super().log_px_given_z(x, z)
+
+    interrupted = fit(InterruptedAtOnce(0.0, 0), x, epochs=2, kl_weight=0.5, progress="none")
+    assert interrupted.stopped == "interrupted" and interrupted["train_elbo"] == []
+    assert interrupted["kl_weight"] == []
+
+
+def test_float64_and_float32_data_follow_the_model_s_dtype(digits) -> None:
+    """Regression: a float64 numpy array was cast to float32, a float64 tensor rejected. Now
+    both are converted to the model's dtype, and the result is that of float32 data."""
+    x = digits[0][:200]
+    config = VAEConfig(x_dim=784, hidden_dim=16, z_dim=2, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        reference = fit(VAE(config), x, x[:50], epochs=2, progress="none")
+        for data in (x.double(), x.double().numpy()):
+            other = fit(VAE(config), data, data[:50], epochs=2, progress="none")
+            for key in reference.keys():
+                if key != "seconds":
+                    assert other[key] == reference[key], key
+        double = VAE(config).double()
+        history = fit(double, x, epochs=1, progress="none")  # float32 data, float64 model
+    assert len(history) == 1 and next(double.parameters()).dtype == torch.float64
+    assert evaluate(double, x)["elbo"] < 0
+    assert elbo(VAE(config), x.double()).elbo.dtype == torch.float32
+    assert vaelib.active_units(VAE(config), x.double()).variances.shape == (2,)
+    with pytest.raises(TypeError, match="floating-point"):
+        fit(VAE(config), (x * 255).to(torch.int64), epochs=1, progress="none")
+
+
+def test_a_model_without_parameters_keeps_the_data_dtype() -> None:
+    """The linear-Gaussian model of chapter 4 has no parameters and computes in float64."""
+    from vaelib.book.linear_gaussian import LinearGaussian
+
+    gen = torch.Generator().manual_seed(0)
+    lg = LinearGaussian(torch.randn(5, 2, generator=gen, dtype=torch.float64),
+                        torch.zeros(5, dtype=torch.float64), sigma=0.5)
+
+    class Encoder:  # q = N(0, I), float64
+        def encode(self, x):
+            zeros = torch.zeros(len(x), 2, dtype=torch.float64)
+            return zeros, zeros
+
+        def log_px_given_z(self, x, z):
+            return lg.log_px_given_z(x, z)
+
+    x = lg.sample(7, generator=gen)
+    assert x.dtype == torch.float64
+    assert elbo(Encoder(), x).elbo.dtype == torch.float64
+    assert iwae_bound(Encoder(), x.numpy(), 3).dtype == torch.float64
+
+
+def test_fit_needs_trainable_parameters(digits) -> None:
+    model = _model()
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        fit(model, digits[0][:10], epochs=1, progress="none")
+
+
+def _checkpoint_epochs(path) -> list[float]:
+    return torch.load(path, weights_only=True)["history"]["epoch"]
+
+
+def test_ctrl_c_during_a_checkpoint_write_keeps_history_and_file_in_step(digits, tmp_path,
+                                                                         monkeypatch) -> None:
+    """Regression: Ctrl-C while the checkpoint of epoch 2 was written left the file at epoch 1
+    while fit reported 2 finished epochs. A started write is now finished first."""
+    x = digits[0][:100]
+    config = VAEConfig(x_dim=784, hidden_dim=16, z_dim=2, seed=0)
+    straight = fit(VAE(config), x, epochs=3, batch_size=50, progress="none")
+    real_save, calls = torch.save, []
+
+    def save_with_ctrl_c(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) == 2:  # the checkpoint of epoch 2
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_save(obj, f, *args, **kwargs)
+
+    path = tmp_path / "run.pt"
+    monkeypatch.setattr(torch, "save", save_with_ctrl_c)
+    model = VAE(config)
+    history = fit(model, x, epochs=3, batch_size=50, checkpoint=path, progress="none")
+    monkeypatch.setattr(torch, "save", real_save)
+    assert history.stopped == "interrupted" and len(history) == 2
+    assert _checkpoint_epochs(path) == history["epoch"] == [1.0, 2.0]
+    resumed = fit(VAE(config), x, epochs=3, batch_size=50, checkpoint=path, progress="none")
+    assert resumed["train_elbo"] == straight["train_elbo"]
+
+
+def test_ctrl_c_in_a_callback_still_saves_the_reported_epoch(digits, tmp_path, capsys) -> None:
+    """Ctrl-C after an epoch was recorded but before its checkpoint (in a callback): the
+    checkpoint is brought up to the epoch that fit reports."""
+    x = digits[0][:100]
+    config = VAEConfig(x_dim=784, hidden_dim=16, z_dim=2, seed=0)
+    straight_model = VAE(config)
+    straight = fit(straight_model, x, epochs=3, batch_size=50, progress="none")
+
+    def ctrl_c_in_epoch_2(history, model):
+        if len(history) == 2:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "run.pt"
+    history = fit(VAE(config), x, epochs=3, batch_size=50, checkpoint=path,
+                  callbacks=[ctrl_c_in_epoch_2], progress="log")
+    assert history.stopped == "interrupted" and len(history) == 2
+    assert _checkpoint_epochs(path) == [1.0, 2.0]
+    assert f"{path} holds epoch 2" in capsys.readouterr().out
+    resumed_model = VAE(config)
+    resumed = fit(resumed_model, x, epochs=3, batch_size=50, checkpoint=path, progress="none")
+    assert resumed["train_elbo"] == straight["train_elbo"]
+    for p, q in zip(resumed_model.parameters(), straight_model.parameters()):
+        assert torch.equal(p, q)
+
+
+RESUME_CHANGES = [
+    ({"lr": 1e-2}, "lr: 0.001 in the checkpoint, 0.01 now"),
+    ({"batch_size": 25}, "batch_size: 50 in the checkpoint, 25 now"),
+    ({"optimizer": "adagrad"}, "optimizer: 'adam' in the checkpoint, 'adagrad' now"),
+    ({"objective": "iwae"}, "objective: 'elbo' in the checkpoint, 'iwae' now"),
+    ({"num_samples": 2}, "num_samples: 1 in the checkpoint, 2 now"),
+    ({"kl_weight": 0.5}, "kl_weight: 1 in the checkpoint, 0.5 now"),
+    ({"kl_weight": linear_warmup(30)}, "kl_weight: 1 in the checkpoint, a schedule (0 at step 0"),
+    ({"free_bits": 0.1}, "free_bits: 0.0 in the checkpoint, 0.1 now"),
+    ({"weight_prior": 1.0}, "weight_prior: None in the checkpoint, 1.0 now"),
+    ({"seed": 1}, "seed: 0 in the checkpoint, 1 now"),
+    ({"n": 80}, "number N of training examples: 100 in the checkpoint, 80 now"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), RESUME_CHANGES)
+def test_resuming_with_other_settings_is_refused(digits, tmp_path, change, message) -> None:
+    """Regression: fit(checkpoint=...) resumed silently after the settings had changed."""
+    from vaelib.checkpoints import CheckpointMismatch
+
+    x = digits[0][:100]
+    config = VAEConfig(x_dim=784, hidden_dim=16, z_dim=2, seed=0)
+    settings = {"epochs": 1, "batch_size": 50, "progress": "none"}
+    path = tmp_path / "run.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        fit(VAE(config), x, checkpoint=path, **settings)
+        change = dict(change)
+        data = x[: change.pop("n", len(x))]
+        model = VAE(config)
+        with pytest.raises(CheckpointMismatch) as info:
+            fit(model, data, checkpoint=path, **{**settings, "epochs": 2, **change})
+        text = str(info.value)
+        assert isinstance(info.value, ValueError) and message in text, text
+        assert f"delete {path}" in text and "another checkpoint path" in text
+        fresh = VAE(config)
+        for p, q in zip(model.parameters(), fresh.parameters()):
+            assert torch.equal(p, q)  # refused before the model was touched
+        # what may change: epochs, test data, early stopping, progress
+        resumed = fit(VAE(config), x, x[:20], checkpoint=path, early_stopping=5,
+                      **{**settings, "epochs": 2, "progress": "log"})
+    assert resumed["epoch"] == [1.0, 2.0]
+
+
+def test_resuming_checks_the_shape_of_the_examples(tmp_path) -> None:
+    from vaelib.checkpoints import CheckpointMismatch
+
+    class Flexible(torch.nn.Module):  # any D: the data shape is not fixed by the model
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def encode(self, x):
+            h = self.scale * x.mean(-1, keepdim=True)
+            return h, torch.zeros_like(h)
+
+        def log_px_given_z(self, x, z):
+            return vaelib.gaussian_log_prob(x, z.expand(*z.shape[:-1], x.shape[-1]),
+                                            torch.zeros(()))
+
+    path = tmp_path / "run.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        fit(Flexible(), torch.randn(40, 6), epochs=1, checkpoint=path, progress="none")
+        with pytest.raises(CheckpointMismatch, match=r"one training example: \(6,\) in the "
+                                                     r"checkpoint, \(5,\) now"):
+            fit(Flexible(), torch.randn(40, 5), epochs=2, checkpoint=path, progress="none")

@@ -64,9 +64,8 @@ def check_data(
     name: str = "x",
     unit_interval: bool = False,
     x_shape: tuple[int, ...] | None = None,
-    why_unit: str = "a Bernoulli decoder",
-    advice_unit: str = 'or use likelihood="gaussian" with decoder_mean="identity" for '
-    "unbounded data",
+    why_unit: str = "this model",
+    advice_unit: str = "or use a model that can describe such values",
 ) -> None:
     """Raise a clear error unless ``x`` is a finite float tensor of shape ``(..., *x_shape)``.
 
@@ -76,7 +75,8 @@ def check_data(
         name: how the tensor is called in the error message.
         unit_interval: also require ``0 <= x <= 1``.
         x_shape: the shape of one example, checked instead of ``x_dim`` when given.
-        why_unit, advice_unit: what needs [0, 1] and what to do instead (for the message).
+        why_unit, advice_unit: what needs [0, 1] and what to do instead (for the message;
+            callers name their model, e.g. "a Bernoulli decoder").
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(
@@ -119,20 +119,32 @@ def check_data(
         )
 
 
-def model_device_dtype(model: Any) -> tuple[torch.device, torch.dtype]:
-    """Device and floating dtype of a model's first parameter (CPU float32 if it has none)."""
-    params = getattr(model, "parameters", None)
-    if callable(params):
-        for p in params():
-            return p.device, p.dtype
-    return torch.device("cpu"), torch.get_default_dtype()
+def model_device_dtype(model: Any) -> tuple[torch.device, torch.dtype | None]:
+    """Device and floating dtype of a model: those of its first floating-point parameter (or,
+    for a module without parameters, buffer). ``(cpu, None)`` when it has neither (a plain
+    object of the protocol, say): its dtype is unknown."""
+    for attribute in ("parameters", "buffers"):
+        tensors = getattr(model, attribute, None)
+        if callable(tensors):
+            for t in tensors():
+                if torch.is_floating_point(t):
+                    return t.device, t.dtype
+    return torch.device("cpu"), None
 
 
 def as_data(x: Any, model: Any = None, name: str = "x") -> torch.Tensor:
-    """``x`` as a tensor on the model's device: numpy arrays are converted to the model's dtype;
-    a tensor keeps its dtype (a mismatch is reported by the caller's checks)."""
+    """``x`` as a tensor on the model's device and in the model's floating dtype.
+
+    One rule for tensors and numpy arrays: floating-point data are converted to the dtype of
+    the model's parameters (a float64 array or tensor for a float32 model becomes float32, as
+    ``x.to(torch.float32)`` would; float32 data for a float64 model become float64). For a
+    model without parameters, whose dtype is unknown, the data keep their own floating dtype.
+    Integer and boolean data are not converted: the caller's checks reject them with advice.
+    """
     device, dtype = model_device_dtype(model)
     if isinstance(x, torch.Tensor):
+        if dtype is not None and torch.is_floating_point(x) and x.dtype != dtype:
+            return x.to(device=device, dtype=dtype)
         return x.to(device)
     try:
         import numpy as np

@@ -7,13 +7,17 @@ and dicts, so it loads with ``torch.load(path, weights_only=True)`` — no pickl
 file is written atomically: to a temporary file in the same folder, flushed to disk, then renamed
 over the target, so an interrupted save never leaves a half-written file.
 
-:func:`vaelib.fit` uses the same machinery for ``checkpoint=path`` (with the optimizer and
-random state added, so training resumes exactly).
+:func:`vaelib.train.fit` uses the same machinery for ``checkpoint=path`` (with the optimizer,
+the random state and the run's settings added, so training resumes exactly, and only with the
+settings it started with). Files get the permissions that ``open(path, "w")`` would give them:
+a new file ``0o666`` minus the umask, a replaced file keeps its mode.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["load", "save"]
+__all__ = ["CheckpointMismatch", "load", "save"]
 
 FORMAT = "vaelib-model"
 VERSION = 1
@@ -50,13 +54,36 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+class CheckpointMismatch(ValueError):
+    """A ``fit`` checkpoint belongs to another model or to a run with other settings, so
+    :func:`vaelib.train.fit` refuses to resume from it (the model is left untouched)."""
+
+
+def _new_file(folder: Path, prefix: str) -> Path:
+    """Create an empty, new file in ``folder`` with the permissions ``open(..., "w")`` gives a
+    new file (``0o666`` minus the umask; ``tempfile.mkstemp`` would make it ``0o600``)."""
+    for _ in range(100):
+        candidate = folder / f"{prefix}{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:  # pragma: no cover - a clash of random names
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"could not create a temporary file in {folder}.")  # pragma: no cover
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it over ``path``."""
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it over ``path``.
+
+    The file ends up with the permissions ``open(path, "w")`` would give it: those of the file
+    it replaces, or ``0o666`` minus the process's umask for a new one.
+    """
     path = check_writable(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _new_file(path.parent, f".{path.name}.")
     try:
+        if path.exists():  # open() keeps the mode of a file it overwrites
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
@@ -165,9 +192,16 @@ TRAINING_FORMAT = "vaelib-training"
 
 
 def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                        history: Any, step: int, batch_order: torch.Generator,
-                        rng: torch.Tensor, best: Any) -> Path:
-    """Write what :func:`vaelib.fit` needs to resume, atomically."""
+                        history: Any, step: int, batch_order: torch.Generator | torch.Tensor,
+                        rng: torch.Tensor, best: Any,
+                        settings: dict[str, Any] | None = None) -> Path:
+    """Write what :func:`vaelib.train.fit` needs to resume, atomically.
+
+    ``batch_order`` is the generator of the batch order or its state; ``settings`` what the
+    run must keep to be resumed (compared by :func:`load_training_state`).
+    """
+    if isinstance(batch_order, torch.Generator):
+        batch_order = batch_order.get_state()
     try:
         entry = _model_entry(model)
     except TypeError:  # a model of the protocol: its weights only
@@ -181,32 +215,78 @@ def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Opt
         "history": history.to_dict(),
         "stopped": history.stopped,
         "step": step,
-        "batch_order": batch_order.get_state(),
+        "batch_order": batch_order,
         "rng": rng,
+        "settings": settings,
         "best": None if best is None else {"elbo": best[0], "epoch": best[1],
                                            "model": best[2][0], "optimizer": best[2][1]},
     }
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_training_state(path: Path, model: nn.Module,
-                        optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore ``model`` and ``optimizer`` from a ``fit`` checkpoint; return the rest."""
+_SETTING_NAMES = {
+    "train_size": "the number N of training examples",
+    "train_shape": "the shape of one training example",
+}
+
+
+def _show_setting(name: str, value: Any) -> str:
+    if name == "kl_weight" and isinstance(value, list):
+        from vaelib.train import _SCHEDULE_PROBES
+
+        if len(set(value)) == 1:
+            return f"{value[0]:g}"
+        shown = ", ".join(f"{v:.3g} at step {t}" for t, v in zip(_SCHEDULE_PROBES, value)
+                          if t in (0, 10, 100, 1000, 10_000))
+        return f"a schedule ({shown}, ...)"
+    if name == "train_shape" and isinstance(value, list):
+        return str(tuple(value))
+    return repr(value)
+
+
+def _check_settings(path: Path, stored: dict[str, Any] | None, settings: dict[str, Any]) -> None:
+    """Raise :class:`CheckpointMismatch` naming every setting that differs."""
+    if stored is None:  # a checkpoint of an older vaelib: nothing to compare
+        return
+    differ = [name for name in settings if name in stored and stored[name] != settings[name]]
+    if not differ:
+        return
+    lines = "; ".join(
+        f"{_SETTING_NAMES.get(name, name)}: {_show_setting(name, stored[name])} in the "
+        f"checkpoint, {_show_setting(name, settings[name])} now" for name in differ
+    )
+    raise CheckpointMismatch(
+        f"cannot resume from {path}: it holds a run with other settings ({lines}). Resuming "
+        "would mix two different runs. To continue that run, call fit with the checkpoint's "
+        f"settings; to start afresh, delete {path} or pass another checkpoint path."
+    )
+
+
+def load_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                        settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Restore ``model`` and ``optimizer`` from a ``fit`` checkpoint; return the rest.
+
+    Everything is checked before anything is loaded: a checkpoint of another model
+    configuration, or (given ``settings``) of a run with other settings, raises
+    :class:`CheckpointMismatch` and leaves ``model`` and ``optimizer`` as they were.
+    """
     from vaelib.models import config_to_dict
     from vaelib.train import History
 
     payload = _read(path, map_location=next(model.parameters()).device)
     if payload.get("format") != TRAINING_FORMAT:
-        raise ValueError(f"{path} is a saved model, not a fit checkpoint; pass another "
-                         "checkpoint path, or load the model with vaelib.load.")
+        raise CheckpointMismatch(f"{path} is a saved model, not a fit checkpoint; pass another "
+                                 "checkpoint path, or load the model with vaelib.load.")
     entry = payload["model"]
     config = getattr(model, "config", None)
     if entry["config"] is not None and config is not None and \
             config_to_dict(config) != entry["config"]:
-        raise ValueError(
+        raise CheckpointMismatch(
             f"the checkpoint {path} belongs to a different model configuration; delete it or "
             "pass another path to start afresh."
         )
+    if settings is not None:
+        _check_settings(path, payload.get("settings"), settings)
     model.load_state_dict(entry["state_dict"])
     optimizer.load_state_dict(payload["optimizer"])
     return {

@@ -5,11 +5,14 @@ Example (the paper's 2-D manifold of MNIST, Fig. 4)::
     python -m vaelib train --dataset mnist --z-dim 2 --epochs 20 --out runs/mnist-z2
 
 writes ``metrics.json`` (final train/test ELBO, log_px and KL in nats per example, the
-per-epoch history, seconds, the configuration), ``model.pt`` (the model, written by
-:func:`vaelib.save`: ``vaelib.load("runs/mnist-z2/model.pt")`` rebuilds it) and PNG figures:
+per-epoch history, ``seconds``: the training time summed over all epochs of the run, those
+before an interruption included, the configuration), ``model.pt`` (the model, written by
+:func:`vaelib.checkpoints.save`: ``vaelib.load("runs/mnist-z2/model.pt")`` rebuilds it) and PNG
+figures:
 ``reconstructions.png``, ``samples.png``, ``curves.png`` and, for ``--z-dim 2``,
 ``manifold.png``. The folder is checked before training starts and written in one step when the
-run has finished; ``--resume`` continues an interrupted run.
+run has finished; ``--resume`` continues an interrupted run (with the same options: a run with
+other training options is refused rather than mixed with the old one).
 
 Everything happens inside :func:`main`; importing this module does nothing.
 """
@@ -20,7 +23,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -202,6 +204,7 @@ def train_command(args: argparse.Namespace) -> int:
     diverged run keeps its checkpoint there, and ``--resume`` continues it.
     """
     from vaelib import checkpoints
+    from vaelib.checkpoints import CheckpointMismatch
     from vaelib.data import ChecksumError, DataUnavailableError
     from vaelib.models import VAE, VAEConfig
     from vaelib.train import TrainingDiverged, evaluate, fit, linear_warmup
@@ -228,7 +231,6 @@ def train_command(args: argparse.Namespace) -> int:
     progress = None if args.progress == "auto" else args.progress
     kl_weight = args.kl_weight if args.warmup is None else linear_warmup(args.warmup,
                                                                           end=args.kl_weight)
-    start = time.perf_counter()
     try:
         history = fit(model, x, x_test, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, optimizer=args.optimizer, seed=args.seed,
@@ -240,7 +242,14 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"error: {err}\nThe last good epoch is saved in {staging}; fix the settings "
               "and run again (or --resume).", file=sys.stderr)
         return 1
-    seconds = time.perf_counter() - start
+    except CheckpointMismatch as err:
+        print(f"error: {err}\nThe interrupted run in {staging} is kept: continue it with the "
+              "options it was started with and --resume, or leave out --resume to start "
+              "afresh (which discards it).", file=sys.stderr)
+        return 2
+    # training time of every epoch, those of a resumed run's earlier part included (a wall
+    # clock around fit would count only the part run by this process)
+    seconds = sum(history["seconds"])
     if history.stopped == "interrupted":
         print(f"interrupted after epoch {len(history)}: {args.out} is unchanged; continue with "
               "the same command and --resume.", file=sys.stderr)
@@ -264,8 +273,10 @@ def train_command(args: argparse.Namespace) -> int:
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (staging / "checkpoint.pt").unlink(missing_ok=True)
     _publish(staging, args.out)
+    n = len(history)
     print(f"train ELBO {metrics['train']['elbo']:.2f}, test ELBO {metrics['test']['elbo']:.2f} "
-          f"nats per example after {args.epochs} epochs ({seconds:.1f} s)")
+          f"nats per example after {n} epoch{'' if n == 1 else 's'} ({seconds:.1f} s of "
+          "training)")
     print(f"wrote {args.out}: metrics.json, model.pt, {', '.join(figures)}")
     return 0
 

@@ -40,7 +40,14 @@ AU_THRESHOLD = 0.01  # Burda et al. (2016)
 
 
 class CollapseWarning(UserWarning):
-    """Issued by :func:`vaelib.fit` when training ends with no active latent dimension."""
+    """Issued by :func:`vaelib.train.fit` when training ends with no active latent dimension.
+
+    It is issued whenever the last epoch has no active unit, so real posterior collapse never
+    goes unreported; its message says whether units were active in an earlier epoch. An
+    untrained VAE has no active unit either (its encoder's means hardly move with ``x``), so
+    after a short run the warning may only mean that the model has not started to use ``z``
+    yet: look at ``history["active_units"]`` over the epochs.
+    """
 
 
 class ActiveUnits(NamedTuple):
@@ -219,22 +226,40 @@ def elbo_gaps(
     steps: int = 300,
     lr: float = 0.05,
     seed: int = 0,
+    optimal_q_samples: int = 10,
 ) -> Gaps:
     r"""Split the gap :math:`\log p(x) - \mathcal L(q_\phi)` into the approximation and the
     amortization gap (Cremer et al. 2018) for each example.
 
-    :math:`q^*` comes from :func:`optimal_q`; the ELBOs of the encoder's :math:`q_\phi` and of
-    :math:`q^*` are estimated with ``elbo_samples`` samples each; :math:`\log p(x)` is the
-    importance-sampled estimate with ``num_samples`` samples from :math:`q^*` (a better proposal
-    than the encoder's; in expectation still a lower bound, so the approximation gap is slightly
-    under-estimated).
+    :math:`q^*` comes from :func:`optimal_q` (``steps`` Adam steps with step size ``lr``, each
+    on an ELBO estimated with ``optimal_q_samples`` samples of :math:`z` per example); the ELBOs
+    of the encoder's :math:`q_\phi` and of :math:`q^*` are estimated with ``elbo_samples``
+    samples each; :math:`\log p(x)` is the importance-sampled estimate with ``num_samples``
+    samples from :math:`q^*` (a better proposal than the encoder's; in expectation still a lower
+    bound, so the approximation gap is slightly under-estimated).
+
+    Args:
+        model: a model of the protocol :class:`~vaelib.objectives.LatentVariableModel`.
+        x: data ``(B, D)`` (or ``(B, *x_shape)``), a tensor or a numpy array.
+        num_samples: ``K``, importance samples for :math:`\log p(x)`.
+        elbo_samples: ``L``, samples of :math:`z` for each of the two ELBOs.
+        steps, lr: Adam steps and step size of :func:`optimal_q`.
+        seed: seed of all the noise (the caller's RNG state is restored).
+        optimal_q_samples: samples of :math:`z` per example in each step of
+            :func:`optimal_q` (its ``num_samples``): more give less noisy steps and a better
+            :math:`q^*`, at proportional cost.
+
+    Returns:
+        :class:`Gaps`, each field ``(B,)`` nats.
     """
     from vaelib.objectives import elbo_from_posterior
 
     x = as_data(x, model)
     num_samples = check_positive_int(num_samples, "num_samples")
     elbo_samples = check_positive_int(elbo_samples, "elbo_samples")
-    mu_star, logvar_star = optimal_q(model, x, steps=steps, lr=lr, seed=seed)
+    optimal_q_samples = check_positive_int(optimal_q_samples, "optimal_q_samples")
+    mu_star, logvar_star = optimal_q(model, x, steps=steps, lr=lr,
+                                     num_samples=optimal_q_samples, seed=seed)
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         mu, logvar = model.encode(x)

@@ -10,17 +10,18 @@ The VAE follows Kingma & Welling (2014), Sec. 3 and Appendix C:
   paper (``decoder_mean="sigmoid"``, data in [0, 1]) or unbounded (``decoder_mean="identity"``) —
   and a learned, bounded, floored or fixed log-variance.
 
-**The model protocol.** :func:`vaelib.fit`, :func:`vaelib.evaluate`, the objectives and
-:mod:`vaelib.diagnostics` accept any ``torch.nn.Module`` with
+**The model protocol.** :func:`vaelib.train.fit`, :func:`vaelib.train.evaluate`, the objectives
+and :mod:`vaelib.diagnostics` accept any ``torch.nn.Module`` with
 
 * ``encode(x) -> (mu, logvar)``, each ``(B, J)``;
 * ``log_px_given_z(x, z) -> (L, B)`` for ``z`` of shape ``(L, B, J)`` (and ``(B,)`` for
-  ``(B, J)``), summed over the data dimensions, in nats;
+  ``(B, J)``, the shape the baselines pass), summed over the data dimensions, in nats;
 
-and, optionally, attributes that switch on input checks: ``x_shape`` (the shape of one example,
-e.g. ``(784,)`` or ``(1, 28, 28)``; data are then ``(N, *x_shape)``), ``input_range`` (``(0, 1)``
+and, optionally, a method ``check_input(x)`` that raises for bad data (it replaces the checks
+below), or attributes that switch on input checks: ``x_shape`` (the shape of one example, e.g.
+``(784,)`` or ``(1, 28, 28)``; data are then ``(N, *x_shape)``), ``input_range`` (e.g. ``(0, 1)``
 when the data must lie in [0, 1]) and ``z_dim``. :class:`VAE` and :class:`ConvVAE` implement it;
-so can your own model.
+so can your own model (see :class:`vaelib.objectives.LatentVariableModel`).
 
 Shapes: ``x`` is ``(B, D)`` (``(B, C, H, W)`` for :class:`ConvVAE`), ``z`` is ``(B, J)`` or
 ``(L, B, J)`` for ``L`` samples per datapoint.

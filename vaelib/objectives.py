@@ -54,18 +54,41 @@ _MAX_DECODED = 2**22
 
 @runtime_checkable
 class LatentVariableModel(Protocol):
-    r"""The model protocol: what :func:`vaelib.fit`, the objectives and the diagnostics need.
+    r"""The model protocol: what :func:`vaelib.train.fit`, the objectives and the diagnostics
+    need.
 
     * ``encode(x) -> (mu, logvar)``: the parameters of :math:`q_\phi(z|x) = \mathcal N(\mu,
-      \operatorname{diag}\sigma^2)`, each ``(B, J)``; ``logvar`` is :math:`\log\sigma^2`.
-    * ``log_px_given_z(x, z)``: :math:`\log p_\theta(x|z)` summed over the data dimensions, in
-      nats: ``z`` ``(L, B, J)`` → ``(L, B)`` (and ``(B, J)`` → ``(B,)``).
+      \operatorname{diag}\sigma^2)` for a batch ``x`` of ``B`` examples, each ``(B, J)``;
+      ``logvar`` is :math:`\log\sigma^2`.
+    * ``log_px_given_z(x, z)``: :math:`\log p_\theta(x|z)` summed over the ``D`` data
+      dimensions, in nats, for ``x`` ``(B, D)`` (or ``(B, *x_shape)``) and ``z`` of either
+      shape: ``(L, B, J)`` → ``(L, B)`` (``L`` samples per example, ``K`` for the
+      importance-weighted bound; the objectives, the diagnostics and ``fit`` pass this shape)
+      and ``(B, J)`` → ``(B,)`` (one sample per example: the baselines of
+      :mod:`vaelib.baselines` — HMC, Monte Carlo EM and wake-sleep, hence also
+      ``fit(..., objective="wake-sleep")``, which needs ``sample_x_given_z(z)`` as well — pass
+      this one). Code that broadcasts over the leading dimensions handles both.
 
-    Optional attributes switch on input checks in :func:`vaelib.fit` and
-    :func:`vaelib.evaluate`: ``x_shape`` (one example's shape: data are ``(N, *x_shape)``),
-    ``input_range`` (``(0, 1)`` if the data must lie in [0, 1]), ``z_dim`` (``J``). The prior is
-    :math:`p(z) = \mathcal N(0, I)`. :class:`vaelib.models.VAE` and
-    :class:`vaelib.models.ConvVAE` implement the protocol; so can any ``torch.nn.Module``.
+    The prior is :math:`p(z) = \mathcal N(0, I)`. ``fit`` trains ``model.parameters()`` (there
+    must be some), and data, tensors and numpy arrays alike, are converted to the device and
+    floating dtype of the model's parameters.
+
+    **Input checks.** :func:`vaelib.train.fit` and :func:`vaelib.train.evaluate` check the data
+    once, before any work:
+
+    * a method ``check_input(x)`` or ``check_input(x, name)`` (``name`` is what the data are
+      called in messages, e.g. ``"train"``), if the model has one, is called on the whole data
+      set and replaces the checks below; it should raise ``ValueError`` or ``TypeError`` with a
+      message that says what is wrong and what to do (vaelib's models check shape, values and
+      range there, and name their decoder);
+    * otherwise the optional attributes switch checks on: ``x_shape`` (one example's shape:
+      data must be ``(N, *x_shape)``), ``input_range`` (a pair ``(low, high)``, e.g.
+      ``(0, 1)``, that the data must lie in; the error names the model and its
+      ``input_range``) and ``z_dim`` (``J``). The data must always be finite floating-point
+      numbers.
+
+    :class:`vaelib.models.VAE` and :class:`vaelib.models.ConvVAE` implement the protocol; so can
+    any ``torch.nn.Module``.
     """
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...

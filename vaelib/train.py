@@ -16,11 +16,17 @@ weights. An :class:`~vaelib.models.Autoencoder` is trained on its per-example sq
 Batches are sliced from the in-memory tensor with one ``torch.randperm`` per epoch — no
 ``DataLoader``, no per-example Python work — which is what makes training on a CPU fast.
 
-Nothing is lost when training goes wrong: an epoch whose ELBO is NaN, infinite or explodes rolls
-the model back to the end of the last good epoch and raises :class:`TrainingDiverged`, which
-carries the history of the finished epochs; Ctrl-C (``KeyboardInterrupt``) rolls back to the
-last finished epoch and returns the history so far; with ``checkpoint=path`` every finished
-epoch is saved (atomically) and a later call resumes from it.
+Nothing is lost when training goes wrong: an epoch whose ELBO is NaN, infinite or falls far
+below the untrained model's rolls the model back to the end of the last good epoch and raises
+:class:`TrainingDiverged`, which carries the history of the finished epochs (an ELBO that
+*climbs* without limit, as with an unbounded learned decoder variance, is not caught before it
+overflows: see :func:`fit`); Ctrl-C (``KeyboardInterrupt``) rolls back to the last finished
+epoch and returns the history so far; with ``checkpoint=path`` every finished epoch is saved
+(atomically, and a write that has started is finished before Ctrl-C takes effect) and a later
+call with the same settings resumes from it.
+
+Data, tensors and numpy arrays alike, are converted to the floating dtype of the model's
+parameters and moved to its device, whole, before training starts.
 """
 
 from __future__ import annotations
@@ -68,13 +74,25 @@ ACTIVE_UNITS_EXAMPLES = 1000  # training examples on which active units are coun
 
 @dataclass
 class History:
-    """Per-epoch record of :func:`fit`: ``history["train_elbo"]`` is a list, one float per epoch.
+    r"""Per-epoch record of :func:`fit`: ``history["train_elbo"]`` is a list, one float per epoch.
 
     Keys for a VAE: ``epoch`` (1-based), ``samples`` (training examples processed so far),
     ``train_elbo``, ``train_log_px``, ``train_kl``, the same with ``test_`` when test data was
     given, ``active_units`` and ``seconds`` (training time of the epoch, without the
     evaluation); ``kl_weight`` when it is not 1, ``train_iwae`` for ``objective="iwae"``. For an
-    Autoencoder: ``train_loss`` (and ``test_loss``).
+    Autoencoder: ``train_loss`` (and ``test_loss``). A history returned by :func:`fit` has all
+    of its keys from the start, so the history of a run that stopped in its first epoch
+    (``TrainingDiverged``, Ctrl-C) gives ``history["train_elbo"] == []``.
+
+    ``active_units`` counts the dimensions :math:`j` with
+    :math:`A_j = \operatorname{Cov}_x(\mathbb E_q[z_j]) > 0.01` (see
+    :func:`vaelib.diagnostics.active_units`) at the end of each epoch, on at most
+    ``ACTIVE_UNITS_EXAMPLES`` (1,000) training examples: all of them when :math:`N \le 1000`,
+    else a random subset drawn once from ``fit``'s ``seed`` (the same rows in every epoch and
+    after a resume), so the order of the data does not matter. ``kl_weight`` is the weight
+    :math:`\beta` used at the *last* optimizer step of the epoch (with a schedule it changed
+    during the epoch: ``kl_weight(t)`` at step :math:`t = eT - 1` for epoch :math:`e` of
+    :math:`T` steps).
 
     **What the train and test values mean.** ``train_*`` are the means over the epoch's
     minibatches, taken while the parameters move during the epoch; ``test_*`` are computed with
@@ -105,6 +123,8 @@ class History:
 
     def last(self) -> dict[str, float]:
         """The values of the final epoch."""
+        if not len(self) or not all(self.metrics.values()):
+            raise ValueError("the history is empty: no epoch has finished yet.")
         return {key: values[-1] for key, values in self.metrics.items()}
 
     def to_dict(self) -> dict[str, list[float]]:
@@ -116,7 +136,10 @@ class History:
         return cls({k: [float(v) for v in vs] for k, vs in metrics.items()}, stopped, best_epoch)
 
     def __getitem__(self, key: str) -> list[float]:
-        return self.metrics[key]
+        try:
+            return self.metrics[key]
+        except KeyError:
+            raise KeyError(f"History has no {key!r}; available: {sorted(self.metrics)}") from None
 
     def __contains__(self, key: object) -> bool:
         return key in self.metrics
@@ -209,29 +232,47 @@ def _is_autoencoder(model: nn.Module) -> bool:
 
 
 def _check_input(model: nn.Module, data: Any, name: str) -> torch.Tensor:
-    """Validate data for ``model`` once, up front; return it on the model's device."""
+    """Validate data for ``model`` once, up front; return it on the model's device, in the
+    model's floating dtype (``vaelib._checks.as_data``)."""
     x = as_data(_as_tensor(data, name), model, name)
-    x_shape = getattr(model, "x_shape", None)
-    x_dim = getattr(model, "x_dim", None) if x_shape is None else None
     checker = getattr(model, "check_input", None)
     if callable(checker):
         checker(x, name) if _accepts_name(checker) else checker(x)
     else:
-        unit = getattr(model, "input_range", None) == (0, 1)
-        check_data(x, x_dim, name=name, unit_interval=unit,
+        x_shape = getattr(model, "x_shape", None)
+        x_dim = getattr(model, "x_dim", None) if x_shape is None else None
+        check_data(x, x_dim, name=name,
                    x_shape=tuple(x_shape) if x_shape is not None else None)
+        _check_range(model, x, name)
     if x.dim() < 2 or len(x) == 0:
         raise ValueError(
             f"{name} must be a non-empty batch of examples (N, ...), got shape "
             f"{tuple(x.shape)}."
         )
-    param = next(model.parameters())
-    if x.dtype != param.dtype:
-        raise TypeError(
-            f"{name} has dtype {x.dtype} but the model's parameters are {param.dtype}; "
-            f"convert with {name}.to({param.dtype})."
-        )
     return x
+
+
+def _check_range(model: nn.Module, x: torch.Tensor, name: str) -> None:
+    """The range check of a model of the protocol that declares ``input_range = (low, high)``,
+    in that model's terms (vaelib's own models check their data with ``check_input``)."""
+    value_range = getattr(model, "input_range", None)
+    if value_range is None or x.device.type == "meta" or not x.numel():
+        return
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{type(model).__name__}.input_range must be None or a pair (low, high), got "
+            f"{value_range!r}."
+        ) from None
+    smallest, largest = float(x.min()), float(x.max())
+    if smallest < low or largest > high:
+        raise ValueError(
+            f"{name} must lie in [{low:g}, {high:g}], the input_range that "
+            f"{type(model).__name__} declares, got values in [{smallest:.3g}, {largest:.3g}]; "
+            "rescale the data (e.g. divide 8-bit pixels by 255), or change the model's "
+            "input_range if it can model such values."
+        )
 
 
 def _accepts_name(fn: Callable[..., Any]) -> bool:
@@ -299,7 +340,8 @@ def evaluate(
 
     Args:
         model: a VAE (any model of the protocol) or an Autoencoder.
-        data: ``(N, D)`` (or ``(N, *x_shape)``) tensor or numpy array, or an ``(x, y)`` pair.
+        data: ``(N, D)`` (or ``(N, *x_shape)``) tensor or numpy array, or an ``(x, y)`` pair;
+            converted to the model's device and floating dtype (as in :func:`fit`).
         batch_size: examples per forward pass (memory only; the result does not depend on it
             beyond the noise draw).
         num_samples: ``L``, samples of ``z`` per example.
@@ -413,11 +455,106 @@ def _restore(model: nn.Module, opt: torch.optim.Optimizer, snap: tuple[dict, dic
 
 
 def _diverged(means: Sequence[float], reference: float, x_numel_per_example: int) -> bool:
-    """NaN, infinite, or an ELBO more than 100 times further below the untrained model's than
-    its size (or the data dimension D) — no legitimate training step goes there."""
+    r"""NaN, infinite, or an ELBO more than 100 times further below the untrained model's than
+    its size (or the data dimension D) — no legitimate training step goes there.
+
+    Only the downward direction is tested: a large positive ELBO can be legitimate (a Gaussian
+    density exceeds 1 wherever :math:`\sigma < 1/\sqrt{2\pi}`), and :math:`\log p(x|z)` has an
+    upper bound only when the decoder's variance has a floor (see :func:`fit`)."""
     if not all(math.isfinite(v) for v in means):
         return True
     return means[0] < reference - 100.0 * max(abs(reference), float(x_numel_per_example))
+
+
+def _active_units_rows(n: int, seed: int) -> torch.Tensor | None:
+    """The training rows on which :func:`fit` counts active units: ``None`` (all ``n``, in
+    order) when ``n <= ACTIVE_UNITS_EXAMPLES``, else ``ACTIVE_UNITS_EXAMPLES`` rows drawn
+    without replacement from ``seed`` (sorted), the same on every call with that seed."""
+    if n <= ACTIVE_UNITS_EXAMPLES:
+        return None
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=gen)[:ACTIVE_UNITS_EXAMPLES].sort().values
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _collapse_message(history: History) -> str:
+    """The text of the :class:`~vaelib.diagnostics.CollapseWarning` for a history whose last
+    epoch has no active unit: it says whether units were active earlier, and that an untrained
+    model has none either."""
+    units = history["active_units"]
+    epochs = _plural(len(units), "epoch")
+    what = "A_j = Cov_x(E_q[z_j]) <= 0.01 for every j"
+    remedy = ("lower the KL weight, warm it up (kl_weight=vaelib.linear_warmup(...)), or use "
+              "free_bits.")
+    peak = max(units)
+    if peak > 0:
+        return (f"posterior collapse: no latent dimension is active after {epochs} ({what}), "
+                f"though {_plural(int(peak), 'dimension')} {'was' if peak == 1 else 'were'} "
+                f"active after epoch {units.index(peak) + 1}: q(z|x) has stopped depending on "
+                f"x and the decoder ignores z. To keep them, {remedy}")
+    never = f"no latent dimension is active after {epochs} ({what}), nor was one in any epoch."
+    untrained = ("the model has not started to use z yet (an untrained VAE has no active "
+                 "dimension either: its encoder's means hardly move with x)")
+    beta = history["kl_weight"][-1] if "kl_weight" in history else 1.0
+    if beta > 1:
+        return (f"{never} With a KL weight of {beta:g} (> 1), which pulls every q(z|x) towards "
+                "the prior, this is most likely posterior collapse: q(z|x) ignores x and the "
+                f"decoder ignores z; {remedy} After a very short run it may also just mean "
+                f"that {untrained}.")
+    return (f"{never} If training was long enough, this is posterior collapse: q(z|x) ignores "
+            f"x and the decoder ignores z; {remedy} If training was short, it may only mean "
+            f'that {untrained}: train longer and watch history["active_units"].')
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) until the block has finished, then deliver it as before.
+
+    Keeps an epoch's bookkeeping and its checkpoint write whole: the history, the model's
+    snapshot and the checkpoint always agree on the last finished epoch. Outside the main
+    thread, or when SIGINT is not handled by Python, the block runs unprotected.
+    """
+    import signal
+    import threading
+
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    received: list[tuple[int, Any]] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        previous(*received[0])  # Python's default handler raises KeyboardInterrupt
+
+
+# steps at which a kl_weight schedule is compared with the checkpoint's (1, 2, 5, 10, ... 1e6)
+_SCHEDULE_PROBES = (0, *(m * 10**e for e in range(7) for m in (1, 2, 5) if m * 10**e <= 10**6))
+
+
+def _settings(*, optimizer: str, lr: float, batch_size: int, num_samples: int, objective: str,
+              schedule: Callable[[int], float], free_bits: float, weight_prior: float | None,
+              seed: int, x: torch.Tensor) -> dict[str, Any]:
+    """What a run must keep to be resumed from a checkpoint (stored in it)."""
+    return {
+        "optimizer": optimizer,
+        "lr": lr,
+        "batch_size": batch_size,
+        "num_samples": num_samples,
+        "objective": objective,
+        "kl_weight": [float(schedule(t)) for t in _SCHEDULE_PROBES],
+        "free_bits": free_bits,
+        "weight_prior": weight_prior,
+        "seed": seed,
+        "train_size": len(x),
+        "train_shape": list(x.shape[1:]),
+    }
 
 
 def fit(
@@ -455,7 +592,9 @@ def fit(
             protocol :class:`~vaelib.objectives.LatentVariableModel`, or an
             :class:`~vaelib.models.Autoencoder`.
         train: ``(N, D)`` (or ``(N, *x_shape)``) float tensor or numpy array, or an ``(x, y)``
-            pair (labels ignored); values in [0, 1] for a Bernoulli decoder.
+            pair (labels ignored); values in [0, 1] for a Bernoulli decoder. Tensors and
+            arrays alike are converted to the dtype of the model's parameters (float64 data
+            for a float32 model become float32, as ``x.to(torch.float32)`` would).
         test: the same, evaluated after every epoch, or ``None``.
         epochs: passes over ``train`` (in total: a resumed run trains the missing ones).
         batch_size: ``M``, examples per step (the last step of an epoch may have fewer).
@@ -472,8 +611,9 @@ def fit(
             the decoder follows :math:`\log p(x|z)` with :math:`z \sim q(z|x)`, the encoder fits
             the model's own dreams; see :func:`vaelib.baselines.wake_sleep_loss`).
         kl_weight: :math:`\beta`, the weight of the KL term: a number (1: the ELBO) or a
-            schedule ``step -> beta`` such as :func:`linear_warmup`. History values are always
-            the unweighted ELBO.
+            schedule ``step -> beta`` (``step`` counts optimizer steps from 0, across epochs)
+            such as :func:`linear_warmup`. History values are always the unweighted ELBO; the
+            history's ``kl_weight`` is the weight of each epoch's last step.
         free_bits: :math:`\lambda \ge 0` nats: each latent dimension's KL, averaged over the
             minibatch, enters the loss as :math:`\max(\lambda, \mathrm{KL}_j)` (Kingma et al. 2016),
             so the optimizer gains nothing by pushing a dimension below :math:`\lambda`.
@@ -486,10 +626,22 @@ def fit(
             ``test``).
         callbacks: functions ``callback(history, model)`` called after each epoch; one that
             returns ``True`` stops training.
-        checkpoint: a file path: after every epoch the model, optimizer, history and random
-            state are saved there atomically; if the file exists when ``fit`` starts, training
-            resumes from it.
-        device: where to train (default: where the model is); the model is moved there.
+        checkpoint: a file path: after every epoch the model, optimizer, history, random
+            state and the settings of the run are saved there atomically; if the file exists
+            when ``fit`` starts, training resumes from it. Resuming needs the same model
+            configuration and the same ``optimizer``, ``lr``, ``batch_size``, ``num_samples``,
+            ``objective``, ``kl_weight`` (a schedule is compared by its values at a few
+            steps), ``free_bits``, ``weight_prior``, ``seed`` and training data size and shape
+            (``N`` and one example's shape); on a mismatch ``fit`` raises
+            ``vaelib.checkpoints.CheckpointMismatch`` before touching the model. Only
+            ``epochs``, ``test``, ``early_stopping``, ``callbacks``, ``device`` and
+            ``progress`` may change. To start afresh, delete the file or pass another path.
+            Ctrl-C never leaves the checkpoint behind the returned history: a write in progress
+            is finished first.
+        device: where to train (default: where the model is). The model is moved there, and
+            the training and test data are copied there whole, at once, before the first
+            epoch (they must fit in the device's memory; minibatches are then sliced on the
+            device, with no per-batch transfer).
         progress: ``None`` — a progress bar (terminal or Jupyter), or log lines when the
             environment variable ``VAELIB_BOOK_BUILD`` is set; ``True``/``"bar"``;
             ``False``/``"log"`` — about ten short lines; ``"none"``.
@@ -499,8 +651,29 @@ def fit(
         mode.
 
     Raises:
-        TrainingDiverged: the objective became NaN, infinite or exploded; the model is rolled
-            back to the last good epoch and the exception carries the history.
+        TrainingDiverged: the objective became NaN or infinite, or the ELBO fell more than a
+            hundred times the untrained model's size below it; the model is rolled back to the
+            last good epoch and the exception carries the history. Only a *falling* ELBO is
+            caught: a Gaussian decoder that learns its variance can make the ELBO climb without
+            limit (the density at a value it predicts exactly grows without bound as
+            :math:`\sigma \to 0`; a pixel that is the same in every image, such as a blank
+            border pixel, is enough), and nothing tells such a climb from good training,
+            since a Gaussian density may legitimately exceed 1; it is caught only once the
+            numbers overflow to NaN or infinity. Bound the
+            variance instead (``VAEConfig(decoder_variance_floor=...)``, ``decoder_logvar_bounds``
+            or a fixed ``decoder_logvar``): with :math:`\sigma^2 \ge \sigma^2_{\min}`, every
+            ELBO is at most :math:`\frac D2 \log\frac{1}{2\pi\sigma^2_{\min}}`; or stop
+            the run with a callback that watches ``history["train_elbo"]``.
+        ValueError: bad arguments or data; ``vaelib.checkpoints.CheckpointMismatch`` (a
+            ``ValueError``) when ``checkpoint`` holds a run of another model or with other
+            settings.
+
+    Warns:
+        vaelib.diagnostics.CollapseWarning: no latent dimension is active (``active_units`` is
+            0) after the last epoch. It is issued whenever that happens, as real posterior
+            collapse must not go unnoticed, and says whether units were active in an earlier
+            epoch; an untrained VAE has no active unit either, so after a short run it may only
+            mean that the model has not started to use ``z`` yet.
     """
     ae = _is_autoencoder(model)
     epochs = check_positive_int(epochs, "epochs")
@@ -527,6 +700,9 @@ def fit(
     for callback in callbacks:
         if not callable(callback):
             raise TypeError(f"every callback must be callable, got {callback!r}.")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"{type(model).__name__} has no trainable parameters; fit trains "
+                         "model.parameters() (register them as nn.Parameter or submodules).")
     if device is not None:
         model.to(device)
     mode = _progress_mode(progress)
@@ -539,16 +715,27 @@ def fit(
         check_writable(ckpt)  # fail now, not after hours of training
 
     n = len(x)
+    terms = AE_TERMS if ae else VAE_TERMS
+    settings = _settings(optimizer=optimizer, lr=lr, batch_size=batch_size,
+                         num_samples=num_samples, objective=objective, schedule=schedule,
+                         free_bits=free_bits, weight_prior=weight_prior, seed=seed, x=x)
     opt = _make_optimizer(optimizer, list(model.parameters()), lr)
     batch_order = torch.Generator().manual_seed(seed)
-    history = History()
+    keys = ["epoch", "samples", *(f"train_{k}" for k in terms)]
+    if objective == "iwae" and not ae:
+        keys.append("train_iwae")
+    if x_test is not None:
+        keys += [f"test_{k}" for k in terms]
+    if not ae:
+        keys += ["active_units", "kl_weight"] if weighted else ["active_units"]
+    history = History({key: [] for key in [*keys, "seconds"]})  # every key, even if empty
     step = 0
     best: tuple[float, int, tuple[dict, dict]] | None = None
     rng_state: torch.Tensor | None = None
     if ckpt is not None and ckpt.exists():
         from vaelib.checkpoints import load_training_state
 
-        state = load_training_state(ckpt, model, opt)
+        state = load_training_state(ckpt, model, opt, settings)  # checks before it loads
         history, step = state["history"], state["step"]
         batch_order.set_state(state["batch_order"])
         rng_state = state["rng"]
@@ -558,17 +745,17 @@ def fit(
         if mode != "none":
             print(f"resuming from {ckpt} after epoch {len(history)}", flush=True)
 
-    terms = AE_TERMS if ae else VAE_TERMS
     step_loss = None if ae else _StepLoss(model, objective, num_samples, schedule, free_bits,
                                           weight_prior, n)
     first_epoch = len(history) + 1
     log_every = max(1, math.ceil(epochs / 10))
     timed = not os.environ.get("VAELIB_BOOK_BUILD")
-    au_x = None if ae else x[:ACTIVE_UNITS_EXAMPLES]
+    au_rows = _active_units_rows(n, seed)  # the same rows in every epoch (and after a resume)
+    au_x = None if ae else x if au_rows is None else x[au_rows.to(x.device)]
     reference = None
     if not ae:
         with torch.no_grad(), _seeded(seed, x.device), unchecked(model):
-            reference = elbo(model, x[:ACTIVE_UNITS_EXAMPLES]).elbo.mean().item()
+            reference = elbo(model, au_x).elbo.mean().item()
     per_example = x[0].numel()
     bar = None
     if mode == "bar" and first_epoch <= epochs:
@@ -577,6 +764,8 @@ def fit(
         bar = tqdm(total=epochs, initial=first_epoch - 1, desc="fit", unit="epoch")
     model.train()
     good = _snapshot(model, opt)
+    saved = len(history)  # epochs held by the checkpoint file
+    good_state: tuple[int, torch.Tensor, torch.Tensor] | None = None
     try:
         with _seeded(seed, x.device), unchecked(model):
             if rng_state is not None:
@@ -627,14 +816,16 @@ def fit(
                     if weighted:
                         row["kl_weight"] = beta
                 row["seconds"] = seconds
-                history.append(row)
-                good = _snapshot(model, opt)
                 stop = None
-                if early_stopping is not None:
-                    if best is None or row["test_elbo"] > best[0]:
-                        best = (row["test_elbo"], epoch, good)
-                    elif epoch - best[1] >= early_stopping:
-                        stop = "early_stopping"
+                with _interrupts_deferred():  # the history and the snapshot move together
+                    history.append(row)
+                    good = _snapshot(model, opt)
+                    good_state = (step, batch_order.get_state(), torch.get_rng_state())
+                    if early_stopping is not None:
+                        if best is None or row["test_elbo"] > best[0]:
+                            best = (row["test_elbo"], epoch, good)
+                        elif epoch - best[1] >= early_stopping:
+                            stop = "early_stopping"
                 for callback in callbacks:
                     if callback(history, model):
                         stop = stop or "callback"
@@ -642,8 +833,10 @@ def fit(
                 if ckpt is not None:
                     from vaelib.checkpoints import save_training_state
 
-                    save_training_state(ckpt, model, opt, history, step, batch_order,
-                                        torch.get_rng_state(), best)
+                    with _interrupts_deferred():  # a started write is finished
+                        save_training_state(ckpt, model, opt, history, step, batch_order,
+                                            torch.get_rng_state(), best, settings)
+                        saved = len(history)
                 if bar is not None:
                     key = "loss" if ae else "elbo"
                     shown = {k: f"{row[k]:.2f}" for k in (f"train_{key}", f"test_{key}")
@@ -657,10 +850,25 @@ def fit(
                     break
     except KeyboardInterrupt:
         _restore(model, opt, good)
+        where = ""
+        if ckpt is not None and saved < len(history) and good_state is not None:
+            # Ctrl-C came after the epoch was recorded, before its checkpoint (in a callback):
+            # save it now, so that the checkpoint holds the epochs that are reported
+            from vaelib.checkpoints import save_training_state
+
+            try:
+                with _interrupts_deferred():
+                    save_training_state(ckpt, model, opt, history, *good_state, best, settings)
+                    saved = len(history)
+            except OSError as err:
+                warnings.warn(f"could not save epoch {len(history)} to {ckpt}: {err}",
+                              RuntimeWarning, stacklevel=2)
+        if ckpt is not None:
+            where = f"; {ckpt} holds epoch {saved}"
         history.stopped = "interrupted"
         if mode != "none":
-            print(f"interrupted: the model holds the parameters after epoch {len(history)}; "
-                  "the history so far is returned.", flush=True)
+            print(f"interrupted: the model holds the parameters after epoch {len(history)}"
+                  f"{where}; the history so far is returned.", flush=True)
     finally:
         if bar is not None:
             bar.close()
@@ -669,11 +877,7 @@ def fit(
         model.load_state_dict(best[2][0])
         history.best_epoch = best[1]
     if not ae and len(history) and history["active_units"][-1] == 0:
-        message = (
-            "posterior collapse: no latent dimension is active (Cov_x(E_q[z_j]) <= 0.01 for "
-            "all j): q(z|x) ignores x and the decoder ignores z. Lower the KL weight, warm it "
-            "up (kl_weight=vaelib.linear_warmup(...)), or use free_bits."
-        )
+        message = _collapse_message(history)
         warnings.warn(message, CollapseWarning, stacklevel=2)
         if mode == "log":
             print(f"warning: {message}", flush=True)

@@ -1,6 +1,6 @@
 """The chapters' teaching helpers: code that one chapter of the book uses to show an idea.
 
-The reusable library sits at the top of :mod:`vaelib`; this subpackage holds what the chapters
+The reusable library sits at the top of ``vaelib``; this subpackage holds what the chapters
 need beyond it: backpropagation written by hand, PCA, gradient descent on :math:`x^2`, network
 drawings, divergences on a grid, gradient estimators, metrics, the linear-Gaussian model whose
 evidence and posterior are exact, and the explorers (sliders live in Jupyter, kernel-free on the

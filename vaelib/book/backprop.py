@@ -231,7 +231,7 @@ def numerical_gradients(
         params: ``[(W_q, b_q)]`` as from :func:`layer_params` (not modified).
         x: inputs ``(B, D)``.
         t: targets, the shape of the network's output ``(B, U_Q)``.
-        activation: the hidden activation, a name of :data:`ACTIVATION_FUNCTIONS`.
+        activation: the hidden activation, a name of ``ACTIVATION_FUNCTIONS``.
         step: the step :math:`s`, positive.
 
     Returns:
@@ -273,7 +273,7 @@ class Perceptron(nn.Module):
         in_dim: ``D``.
         activation: ``f``: ``"identity"`` gives the linear model of linear regression,
             ``"sigmoid"`` the model of logistic regression (any name of
-            :data:`vaelib.models.ACTIVATIONS`).
+            ``vaelib.models.ACTIVATIONS``).
 
     Shapes: ``x`` ``(B, D)`` (one example per row) → ``y`` ``(B,)``.
     """

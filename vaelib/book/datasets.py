@@ -40,7 +40,7 @@ def diabetes_split(
     rest for training.
 
     Args:
-        columns: names from :data:`DIABETES_FEATURES` to keep (default: all ten).
+        columns: names from ``DIABETES_FEATURES`` to keep (default: all ten).
         num_test: patients held out.
         seed: seed of the permutation (0: the split of chapters 1 and 2).
         standardize: rescale inputs and targets to mean 0 and standard deviation 1 with the

@@ -96,7 +96,7 @@ def draw_activations(
     a_max: float = 4.0,
     num_points: int = 401,
 ) -> np.ndarray:
-    """Draw activation functions of :data:`vaelib.book.backprop.ACTIVATION_FUNCTIONS`, one panel
+    """Draw activation functions of ``vaelib.book.backprop.ACTIVATION_FUNCTIONS``, one panel
     each: :math:`f(a)` solid and :math:`f'(a)` dashed, for :math:`a` in ``[-a_max, a_max]``.
 
     Where :math:`f'` jumps at :math:`a = 0` (the ReLU), its two branches are drawn separately,

@@ -266,11 +266,21 @@ def fig3_curve(
     settings = {"num_samples": 50, "num_leapfrog": 4, "num_burnin": 100, **(hmc or {})}
     generator = torch.Generator().manual_seed(seed)
 
+    chains: dict[str, Any] = {"train": None, "test": None}
+
     def estimate(epoch: int, trained: Any) -> None:
+        # Persistent chains, as in the authors' code: each estimate continues the HMC chains of
+        # the previous one, which have followed the posteriors as they narrowed; fresh chains
+        # from the prior fail to reach the narrow posteriors of a long-trained model.
         curve.samples.append(float(epoch * n))
-        for data, values, errors in ((x_train[:eval_points], curve.train, curve.train_se),
-                                     (x_test[:eval_points], curve.test, curve.test_se)):
-            result = hmc_log_likelihood(trained, data, generator=generator, **settings)
+        for name, data, values, errors in (
+                ("train", x_train[:eval_points], curve.train, curve.train_se),
+                ("test", x_test[:eval_points], curve.test, curve.test_se)):
+            previous = chains[name]
+            start = {} if previous is None else {"z0": previous.z,
+                                                 "step_size": previous.step_size}
+            result = hmc_log_likelihood(trained, data, generator=generator, **settings, **start)
+            chains[name] = result
             values.append(result.log_px.mean().item())
             errors.append((result.stderr.pow(2).sum().sqrt() / len(data)).item())
 
