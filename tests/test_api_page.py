@@ -21,3 +21,28 @@ def test_every_public_module_is_on_the_api_page() -> None:
     public |= {"vaelib.book"}
     missing = sorted(public - documented)
     assert not missing, f"add these modules to chapters/api.md: {missing}"
+
+
+def test_no_docstring_holds_a_control_character() -> None:
+    r"""A backslash in a docstring that is not a raw string turns \t, \b, \f, \v or \a into a
+    control character (":math:`\theta`" becomes a tab and "heta" on the API page)."""
+    import importlib
+    import inspect
+
+    modules = [f"vaelib.{m.name}" for m in pkgutil.iter_modules(vaelib.__path__)]
+    modules += [f"vaelib.book.{m.name}" for m in pkgutil.iter_modules(vaelib.book.__path__)]
+    bad = []
+    for name in modules:
+        if name.endswith("__main__"):
+            continue
+        module = importlib.import_module(name)
+        objects = [module] + [v for v in vars(module).values()
+                              if getattr(v, "__module__", None) == name]
+        for obj in list(objects):
+            if inspect.isclass(obj):
+                objects += [v for v in vars(obj).values() if inspect.isfunction(v)]
+        for obj in objects:
+            doc = obj.__doc__ or ""  # not inspect.getdoc: it expands tabs
+            if re.search(r"[\t\b\f\v\a]", doc):
+                bad.append(f"{name}.{getattr(obj, '__qualname__', '')}")
+    assert not bad, f"write these docstrings as raw strings (r\"\"\"...\"\"\"): {bad}"

@@ -219,3 +219,15 @@ def test_references_resolve_inside_the_notebook(notebook: Path) -> None:
         f"{notebook.name}: MyST that JupyterLab cannot render as the website does:\n"
         + "\n".join(problems)
     )
+
+
+def test_every_cited_key_is_in_references_bib() -> None:
+    """Citations in prose and in figure captions (cell metadata) name keys of references.bib."""
+    keys = set(re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text(), re.M))
+    missing = []
+    for page in PAGES:
+        for match in re.finditer(r"\{cite:[a-z]+\}`([^`]*)`", page.read_text(encoding="utf-8")):
+            for key in match.group(1).split(","):
+                if key.strip() not in keys:
+                    missing.append(f"{page.name}: {key.strip()}")
+    assert not missing, "cited keys missing from references.bib:\n" + "\n".join(missing)

@@ -605,7 +605,7 @@ def fit_gaussian(
 
 
 def integrated_autocorrelation_time(series: torch.Tensor) -> torch.Tensor:
-    r"""Integrated autocorrelation time :math:`\hat\tau` of ``B`` chains, ``(L, B)`` → ``(B,)``.
+    r"""Integrated autocorrelation time :math:`\hat\tau` of ``B`` chains, ``(S, B)`` → ``(B,)``.
 
     .. math:: \hat\tau = 1 + 2\sum_{k\ge1}\hat\rho_k
 
@@ -956,7 +956,7 @@ class MCEM:
         self.hmc_gradients = 0
 
     def burn_in(self, num_transitions: int = 100) -> None:
-        """Move every chain ``num_transitions`` HMC transitions at the current :math:`\theta`.
+        r"""Move every chain ``num_transitions`` HMC transitions at the current :math:`\theta`.
 
         No weight updates and no training samples are counted (only ``hmc_gradients``).
         Training itself adapts each chain's step size only once per epoch; a burn-in before

@@ -625,7 +625,7 @@ def gaussian_mixture(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Equal-weight Gaussian blobs on a circle: ``x`` ``(n, 2)`` float32, ``y`` ``(n,)`` int64.
 
-    Component ``k`` has mean ``radius * (cos 2πk/K, sin 2πk/K)`` and covariance ``std² I``.
+    Component ``k`` of ``R = num_components`` has mean ``radius * (cos 2πk/R, sin 2πk/R)`` and covariance ``std² I``.
     """
     gen = torch.Generator().manual_seed(seed)
     y = torch.randint(num_components, (n,), generator=gen)

@@ -84,11 +84,12 @@ def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 
     .. math::
         \log p(x \mid z) = \sum_d \big[x_d \log y_d + (1 - x_d)\log(1 - y_d)\big],
-        \qquad y = \operatorname{sigmoid}(\text{logits})
+        \qquad y = \operatorname{sigm}(\text{logits})
 
     Computed from logits as :math:`-\mathrm{BCEWithLogits}`, which never takes ``log(0)``.
-    ``x`` may be any value in [0, 1] (grey levels give the "continuous Bernoulli-like"
-    cross-entropy used by most MNIST VAEs).
+    ``x`` may be any value in [0, 1]: grey levels give the cross-entropy that many MNIST VAEs
+    use, which is not a log-probability of grey-level data (the continuous Bernoulli of
+    Loaiza-Ganem & Cunningham (2019) adds the missing normaliser).
 
     Args:
         x: data in [0, 1], shape ``(..., D)``.

@@ -378,7 +378,7 @@ class _LatentVariableModel(nn.Module):
         r"""Draw :math:`x \sim p_\theta(x|z)` (not just its mean): ``z`` ``(..., J)`` →
         ``(..., *x_shape)``.
 
-        Bernoulli: each pixel is 1 with probability :math:`\operatorname{sigmoid}(\text{logit})`;
+        Bernoulli: each pixel is 1 with probability :math:`\operatorname{sigm}(\text{logit})`;
         Gaussian: mean plus :math:`\sigma \odot \varepsilon`. Wake-sleep's sleep phase trains the
         encoder on such "dreams".
         """
@@ -446,7 +446,8 @@ class VAEConfig(_DecoderOptions):
     r"""Hyper-parameters of :class:`VAE`. Defaults: the PyTorch example (784-400-20, ReLU).
 
     The paper's settings (Kingma & Welling 2014, Sec. 5 and App. C): ``activation="tanh"``,
-    ``init_std=0.01``, one hidden layer of 500 (MNIST) or 200 (Frey Face) units,
+    ``init_std=0.01`` (the paper writes :math:`\mathcal N(0, 0.01)`, read here as standard
+    deviation 0.01, as most re-implementations do), one hidden layer of 500 (MNIST) or 200 (Frey Face) units,
     ``likelihood="gaussian"`` with ``decoder_mean="sigmoid"`` for Frey Face.
 
     Gaussian decoder options (at most one of the three variance options):

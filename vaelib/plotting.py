@@ -82,9 +82,11 @@ def image_grid(
 def latent_grid(n: int = 20, quantile_range: tuple[float, float] = (0.05, 0.95)) -> torch.Tensor:
     r"""An ``n`` × ``n`` grid of 2-D latent points, ``(n*n, 2)``, row by row from the top.
 
-    As in Kingma & Welling (2014), Fig. 4: linearly spaced coordinates on the unit square are
-    mapped through the inverse CDF of the Gaussian, :math:`z_j = \Phi^{-1}(u_j)`, so the grid
-    covers the prior :math:`\mathcal N(0, I)` with equal probability mass per cell. Row ``r``
+    As in Kingma & Welling (2014), Fig. 4: linearly spaced quantiles :math:`u_j` in
+    ``quantile_range`` (default 5 % to 95 %; the paper uses the unit square) are mapped through
+    the inverse CDF of the Gaussian, :math:`z_j = \Phi^{-1}(u_j)`, so the grid covers the
+    central part of the prior :math:`\mathcal N(0, I)` (81 % of its mass by default), with equal
+    probability mass between neighbouring points. Row ``r``
     has :math:`z_2` decreasing downwards, column ``c`` has :math:`z_1` increasing rightwards.
     """
     lo, hi = quantile_range

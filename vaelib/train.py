@@ -618,8 +618,9 @@ def fit(
             minibatch, enters the loss as :math:`\max(\lambda, \mathrm{KL}_j)` (Kingma et al. 2016),
             so the optimizer gains nothing by pushing a dimension below :math:`\lambda`.
         weight_prior: ``None``, or the precision :math:`\tau` of a Gaussian prior
-            :math:`\mathcal N(0, \tau^{-1} I)` on every parameter, as the paper's weight decay
-            (Sec. 5: :math:`\tau = 1`): adds :math:`\frac{\tau}{2N}\lVert\theta\rVert^2` to the
+            :math:`\mathcal N(0, \tau^{-1} I)` on every parameter, encoder's and decoder's, as
+            the paper's weight decay (Sec. 5: :math:`\tau = 1`; the paper names a prior
+            :math:`p(\theta)` on the decoder only): adds :math:`\frac{\tau}{2N}\lVert\theta\rVert^2` to the
             per-example loss.
         early_stopping: ``None``, or a patience in epochs: stop when the test ELBO has not
             improved for that many epochs and restore the parameters of the best epoch (needs

@@ -2,7 +2,8 @@
 
 The reusable library sits at the top of ``vaelib``; this subpackage holds what the chapters
 need beyond it: backpropagation written by hand, PCA, gradient descent on :math:`x^2`, network
-drawings, divergences on a grid, gradient estimators, metrics, the linear-Gaussian model whose
-evidence and posterior are exact, and the explorers (sliders live in Jupyter, kernel-free on the
-website). Importing it has no side effects.
+drawings, divergences on a grid, the KL in two parts, gradient estimators, sums and means of a
+loss, metrics, the linear-Gaussian model whose evidence and posterior are exact, the paper's
+figures (chapter 9), the data sets and checks the chapters use, and the explorers (sliders live
+in Jupyter, kernel-free on the website). Importing it has no side effects.
 """

@@ -58,13 +58,13 @@ def mixture_log_prob(
 ) -> torch.Tensor:
     r"""Log-density of a one-dimensional Gaussian mixture.
 
-    .. math:: \log p(z) = \log \sum_{c=1}^C \pi_c\, \mathcal N(z \mid m_c, s_c^2)
+    .. math:: \log p(z) = \log \sum_{r=1}^R \pi_r\, \mathcal N(z \mid m_r, s_r^2)
 
     Args:
-        z: points, shape ``(N,)`` (any shape works).
-        weights: mixture weights :math:`\pi_c`, shape ``(C,)``, positive, summing to 1.
-        means, sigmas: component means :math:`m_c` and standard deviations :math:`s_c`, shape
-            ``(C,)``.
+        z: points, shape ``(G,)`` (any shape works).
+        weights: mixture weights :math:`\pi_r`, shape ``(R,)``, positive, summing to 1.
+        means, sigmas: component means :math:`m_r` and standard deviations :math:`s_r`, shape
+            ``(R,)``.
 
     Returns:
         shape of ``z``, in nats.
@@ -102,12 +102,12 @@ def kl_on_grid(log_p: torch.Tensor, log_q: torch.Tensor, z: torch.Tensor) -> tor
     few thousand points. Differentiable in ``log_p`` and ``log_q``.
 
     Args:
-        log_p, log_q: log-densities evaluated at ``z``, shape ``(..., N)``; leading (batch)
-            dimensions broadcast, e.g. ``(N,)`` against ``(S, N)`` for ``S`` candidate ``q``.
-        z: evenly spaced, increasing grid, shape ``(N,)``.
+        log_p, log_q: log-densities evaluated at ``z``, shape ``(..., G)``; leading (batch)
+            dimensions broadcast, e.g. ``(G,)`` against ``(S, G)`` for ``S`` candidate ``q``.
+        z: evenly spaced, increasing grid of ``G`` points, shape ``(G,)``.
 
     Returns:
-        KL in nats, shape ``broadcast(...)`` (a scalar for two ``(N,)`` inputs).
+        KL in nats, shape ``broadcast(...)`` (a scalar for two ``(G,)`` inputs).
     """
     dz = _check_grid(z)
     if log_p.shape[-1:] != z.shape or log_q.shape[-1:] != z.shape:
@@ -135,8 +135,8 @@ def gaussian_kl(
     Differentiable in ``mu`` and ``sigma``, so it can be minimised, or its Hessian taken.
 
     Args:
-        log_p: the target's log-density evaluated on the grid, shape ``(N,)``.
-        z: evenly spaced grid covering the target and every ``q``, shape ``(N,)``.
+        log_p: the target's log-density evaluated on the grid, shape ``(G,)``.
+        z: evenly spaced grid covering the target and every ``q``, shape ``(G,)``.
         mu, sigma: means and standard deviations :math:`\sigma > 0` of the Gaussians, any
             (broadcastable) shape ``(...)``: a grid of ``(mu, sigma)`` gives a KL landscape.
         direction: ``"reverse"`` or ``"forward"``.
@@ -148,7 +148,7 @@ def gaussian_kl(
         raise ValueError(f"direction must be 'reverse' or 'forward', got {direction!r}.")
     mu = torch.as_tensor(mu, dtype=z.dtype)
     sigma = torch.as_tensor(sigma, dtype=z.dtype)
-    log_q = normal_log_prob(z, mu.unsqueeze(-1), sigma.unsqueeze(-1))  # (..., N)
+    log_q = normal_log_prob(z, mu.unsqueeze(-1), sigma.unsqueeze(-1))  # (..., G)
     if direction == "reverse":
         return kl_on_grid(log_q, log_p, z)
     return kl_on_grid(log_p, log_q, z)
@@ -178,8 +178,8 @@ def fit_gaussian(
     for some targets a broad one between them): the one found depends on ``init``.
 
     Args:
-        log_p: the target's log-density, a function ``(N,) -> (N,)``.
-        z: evenly spaced grid covering the target and the fitted Gaussian, ``(N,)``.
+        log_p: the target's log-density, a function ``(G,) -> (G,)``.
+        z: evenly spaced grid covering the target and the fitted Gaussian, ``(G,)``.
         direction: ``"reverse"`` or ``"forward"``.
         init: starting ``(mu, sigma)``.
         max_iter: L-BFGS iterations.
