@@ -42,8 +42,8 @@ def test_colab_cell_installs_vaelib_from_the_book_s_repository(notebook: Path) -
     nb = nbformat.read(notebook, as_version=4)
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert 'if "google.colab" in sys.modules:' in first.source
-    installs = re.findall(r'%pip install -q "vaelib @ git\+(\S+)"', first.source)
-    assert installs == [_repository_url()], (
+    installs = re.findall(r'%pip install -q "vaelib\[book\] @ git\+(\S+)"', first.source)
+    assert installs == [_repository_url()], (  # vaelib[book]: with the chapters' extras
         f"{notebook.name}: the first code cell must install vaelib from {_repository_url()} "
         "on Colab (the address in _config.yml)."
     )
