@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,3 +242,22 @@ def test_search_works_offline(browser, server):
         context.close()
     assert hits > 0
     assert not log.blocked and not log.failed
+
+
+def test_launch_links_name_the_chapter_notebooks() -> None:
+    """Every Binder and Colab button of a built chapter page opens that chapter's notebook, with
+    no "/./" in the path (sphinx-book-theme joins path_to_book and the page's path)."""
+    checked = 0
+    for page in sorted((HTML / "chapters").glob("*.html")):
+        source = ROOT / "chapters" / f"{page.stem}.ipynb"
+        links = re.findall(r'href="(https://(?:colab\.research\.google\.com|mybinder\.org)[^"]+)"',
+                           page.read_text(encoding="utf-8"))
+        if not source.is_file():
+            assert not links, f"{page.name}: launch buttons on a page that is not a notebook"
+            continue
+        assert links, f"{page.name}: no Binder or Colab button"
+        for link in links:
+            assert "/./" not in link and "%2F.%2F" not in link, link
+            assert f"chapters/{source.name}" in link or f"chapters%2F{source.name}" in link, link
+            checked += 1
+    assert checked
