@@ -32,6 +32,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ import torch
 
 from vaelib.baselines import MCEM, hmc_log_likelihood
 from vaelib.data import load_frey_faces, load_mnist
+from vaelib.diagnostics import CollapseWarning
 from vaelib.models import VAE, VAEConfig
 from vaelib.train import TrainingDiverged, evaluate, fit
 
@@ -235,8 +237,10 @@ def choose_learning_rate(
     scores = {}
     for lr in candidates:
         model = paper_model(dataset, z_dim, hidden, seed=seed)
-        curve = learning_curve(model, x_train, x_test, method=method, lr=lr, samples=samples,
-                               seed=seed, per_decade=1)
+        with warnings.catch_warnings():  # a short run may not use z yet: no collapse warning
+            warnings.simplefilter("ignore", CollapseWarning)
+            curve = learning_curve(model, x_train, x_test, method=method, lr=lr,
+                                   samples=samples, seed=seed, per_decade=1)
         scores[lr] = -math.inf if curve.diverged or not curve.train else curve.train[-1]
     return max(scores, key=scores.get), scores
 
