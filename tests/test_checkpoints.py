@@ -36,6 +36,29 @@ def test_history_is_stored_with_the_model(tmp_path):
     assert loaded.to_dict() == history.to_dict()
 
 
+def test_early_stopping_and_dtype_survive_save_and_load(tmp_path):
+    """A saved history keeps why training stopped and its best epoch; a float64 model loads as
+    float64 (not cast to the default float32), with the same weights."""
+    model = VAE(VAEConfig(x_dim=784, hidden_dim=8, z_dim=2, seed=0))
+    history = vaelib.History({"epoch": [1.0, 2.0, 3.0], "train_elbo": [-9.0, -8.0, -8.5]},
+                             stopped="early_stopping", best_epoch=2)
+    vaelib.save(model, tmp_path / "m.pt", history=history)
+    _, loaded = vaelib.load(tmp_path / "m.pt", with_history=True)
+    assert (loaded.stopped, loaded.best_epoch) == (history.stopped, history.best_epoch)
+
+    double = VAE(VAEConfig(x_dim=12, hidden_dim=8, z_dim=3, seed=0)).double()
+    back = vaelib.load(vaelib.save(double, tmp_path / "d.pt"))
+    assert all(p.dtype == torch.float64 for p in back.parameters())
+    for p, q in zip(double.state_dict().values(), back.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_map_location_is_where_the_model_is_built(tmp_path):
+    path = vaelib.save(VAE(VAEConfig(x_dim=12, hidden_dim=8, z_dim=3, seed=0)), tmp_path / "m.pt")
+    assert {p.device.type for p in vaelib.load(path, map_location="meta").parameters()} == {"meta"}
+    assert {p.device.type for p in vaelib.load(path).parameters()} == {"cpu"}
+
+
 def test_an_interrupted_save_keeps_the_old_file(tmp_path):
     path = tmp_path / "model.pt"
     path.write_bytes(b"old")

@@ -156,6 +156,11 @@ BAD_DATA = [
     (lambda x: x.reshape(10, 10, 784), ValueError, r"shape \(batch, 784\)"),
     (lambda x: x.tolist(), TypeError, "torch.Tensor or a numpy array"),
     (lambda x: (x.numpy() * 255).astype("uint8"), TypeError, "integer array"),
+    # binary data as booleans: the advice converts, it does not divide by 255
+    (lambda x: x.numpy() > 0.5, TypeError, r"boolean array; convert binary data with "
+     r"\w+\.astype\('float32'\)"),
+    (lambda x: x > 0.5, TypeError, r"torch\.bool; convert binary data with \w+\.float\(\)"),
+    (lambda x: [x, x], TypeError, r"pair of data and labels is passed as a tuple"),
 ]
 
 
@@ -185,6 +190,12 @@ BAD_SETTINGS = [
     ({"early_stopping": 3}, ValueError, "early_stopping watches the test ELBO"),
     ({"callbacks": [3]}, TypeError, "callable"),
     ({"progress": "fancy"}, ValueError, "progress must be"),
+    # options another objective would silently ignore are refused
+    ({"objective": "iwae", "num_samples": 2, "free_bits": 0.5}, ValueError,
+     'free_bits applies to objective="elbo" only'),
+    ({"objective": "wake-sleep", "free_bits": 0.5}, ValueError,
+     'free_bits applies to objective="elbo" only'),
+    ({"objective": "wake-sleep", "kl_weight": 2.0}, ValueError, "wake-sleep has no KL term"),
 ]
 
 

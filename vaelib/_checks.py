@@ -83,6 +83,11 @@ def check_data(
             f"{name} must be a torch.Tensor, got {type(x).__name__}; "
             f"convert it with torch.as_tensor({name}, dtype=torch.float32)."
         )
+    if x.dtype == torch.bool:  # binary data: True/False are already the values 1/0
+        raise TypeError(
+            f"{name} must be a floating-point tensor, got dtype torch.bool; convert binary "
+            f"data with {name}.float() (True -> 1.0, False -> 0.0)."
+        )
     if not torch.is_floating_point(x):
         raise TypeError(
             f"{name} must be a floating-point tensor, got dtype {x.dtype}; "
@@ -157,10 +162,17 @@ def as_data(x: Any, model: Any = None, name: str = "x") -> torch.Tensor:
                 f"{name} is an integer array ({arr.dtype}); scale integer pixels to floats "
                 f"first, e.g. {name}.astype('float32') / 255."
             )
+        if arr.dtype.kind == "b":  # binary data: True/False are already the values 1/0
+            raise TypeError(
+                f"{name} is a boolean array; convert binary data with "
+                f"{name}.astype('float32') (True -> 1.0, False -> 0.0)."
+            )
         if arr.dtype.kind not in "f":
             raise TypeError(f"{name} must hold floating-point numbers, got dtype {arr.dtype}.")
         return torch.as_tensor(arr, dtype=dtype, device=device)
+    pair = " (an (x, y) pair of data and labels is passed as a tuple)" if isinstance(x, list) \
+        else ""
     raise TypeError(
         f"{name} must be a torch.Tensor or a numpy array, got {type(x).__name__}; "
-        f"convert it with torch.as_tensor({name}, dtype=torch.float32)."
+        f"convert it with torch.as_tensor({name}, dtype=torch.float32){pair}."
     )

@@ -105,10 +105,12 @@ def _model_entry(model: nn.Module) -> dict[str, Any]:
             "torch.save(model.state_dict(), path) and rebuild it in code."
         )
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return {"class": name, "config": config_to_dict(model.config), "state_dict": state}
+    dtype = next((v.dtype for v in state.values() if torch.is_floating_point(v)), None)
+    return {"class": name, "config": config_to_dict(model.config), "state_dict": state,
+            "dtype": None if dtype is None else str(dtype).removeprefix("torch.")}
 
 
-def _build(entry: dict[str, Any]) -> nn.Module:
+def _build(entry: dict[str, Any], device: Any = None) -> nn.Module:
     from vaelib.models import MODEL_CLASSES
 
     name = entry.get("class")
@@ -120,12 +122,20 @@ def _build(entry: dict[str, Any]) -> nn.Module:
         if isinstance(value, list):
             config[key] = tuple(value)
     model = cls(config_cls(**config))
+    dtype = entry.get("dtype")  # files of an older vaelib have none: the default dtype
+    if dtype is not None:
+        model.to(getattr(torch, dtype))  # a float64 model comes back as float64
+    if isinstance(device, (str, torch.device)):
+        model.to(device)
     model.load_state_dict(entry["state_dict"])
     return model
 
 
 def save(model: nn.Module, path: str | os.PathLike[str], history: Any = None) -> Path:
     """Write ``model`` (its class, configuration and weights) to ``path``, atomically.
+
+    The weights keep their dtype (a float64 model loads as float64); a history keeps its
+    ``stopped`` and ``best_epoch``.
 
     Args:
         model: a :class:`~vaelib.models.VAE` or :class:`~vaelib.models.ConvVAE`.
@@ -138,6 +148,8 @@ def save(model: nn.Module, path: str | os.PathLike[str], history: Any = None) ->
     payload = {"format": FORMAT, "version": VERSION, "model": _model_entry(model)}
     if history is not None:
         payload["history"] = history.to_dict()
+        payload["stopped"] = history.stopped
+        payload["best_epoch"] = history.best_epoch
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -168,7 +180,9 @@ def load(path: str | os.PathLike[str], map_location: Any = "cpu",
 
     Args:
         path: the file.
-        map_location: where to put the weights (as in ``torch.load``).
+        map_location: where to put the weights (as in ``torch.load``); a device (``"cpu"``,
+            ``"cuda"``, a ``torch.device``) is also where the model is built, so
+            ``load(path, map_location="cuda")`` gives a model on the GPU.
         with_history: also return the stored :class:`~vaelib.train.History` (or ``None``).
 
     Returns:
@@ -177,7 +191,7 @@ def load(path: str | os.PathLike[str], map_location: Any = "cpu",
     from vaelib.train import History
 
     payload = _read(path, map_location)
-    model = _build(payload["model"]).eval()
+    model = _build(payload["model"], map_location).eval()
     if not with_history:
         return model
     history = payload.get("history")

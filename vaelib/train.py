@@ -613,10 +613,14 @@ def fit(
         kl_weight: :math:`\beta`, the weight of the KL term: a number (1: the ELBO) or a
             schedule ``step -> beta`` (``step`` counts optimizer steps from 0, across epochs)
             such as :func:`linear_warmup`. History values are always the unweighted ELBO; the
-            history's ``kl_weight`` is the weight of each epoch's last step.
+            history's ``kl_weight`` is the weight of each epoch's last step. Not with
+            ``objective="wake-sleep"``, which has no KL term (a weight other than 1 raises
+            ``ValueError``).
         free_bits: :math:`\lambda \ge 0` nats: each latent dimension's KL, averaged over the
             minibatch, enters the loss as :math:`\max(\lambda, \mathrm{KL}_j)` (Kingma et al. 2016),
             so the optimizer gains nothing by pushing a dimension below :math:`\lambda`.
+            ``objective="elbo"`` only (another objective with ``free_bits > 0`` raises
+            ``ValueError``).
         weight_prior: ``None``, or the precision :math:`\tau` of a Gaussian prior
             :math:`\mathcal N(0, \tau^{-1} I)` on every parameter, encoder's and decoder's, as
             the paper's weight decay (Sec. 5: :math:`\tau = 1`; the paper names a prior
@@ -695,6 +699,13 @@ def fit(
         early_stopping = check_positive_int(early_stopping, "early_stopping")
         if test is None:
             raise ValueError("early_stopping watches the test ELBO: pass test data too.")
+    if not ae and free_bits and objective != "elbo":
+        raise ValueError(f'free_bits applies to objective="elbo" only (it floors the closed-form '
+                         f'KL of each latent dimension); objective="{objective}" would ignore '
+                         "it. Use free_bits=0, or objective=\"elbo\".")
+    if not ae and weighted and objective == "wake-sleep":
+        raise ValueError('kl_weight applies to objective="elbo" and "iwae"; wake-sleep has no KL '
+                         "term to weight. Use kl_weight=1.")
     if ae and (objective != "elbo" or weighted or free_bits or early_stopping):
         raise ValueError("an Autoencoder is trained on its squared error only: objective, "
                          "kl_weight, free_bits and early_stopping apply to VAEs.")
