@@ -322,16 +322,21 @@ def fig3_curve(
 
 def load_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON file written by :func:`reproduce`, with its curves as :class:`Curve` objects
-    (``record["fig2"][(dataset, J, method)]``, ``record["fig3"][method]``)."""
+    (``record["fig2"][(dataset, J, method)]``, ``record["fig3"][method]``) and the early-progress
+    scores of the step sizes (``record["lr_scores"][(dataset, J, method)]`` or
+    ``[("fig3", method)]``, step size → training bound)."""
     record = json.loads(Path(path).read_text(encoding="utf-8"))
     names = {f for f in Curve.__dataclass_fields__}
-    record["fig2"], record["fig3"] = {}, {}
+    record["fig2"], record["fig3"], record["lr_scores"] = {}, {}, {}
     for entry in record["curves"]:
         curve = Curve(**{k: v for k, v in entry.items() if k in names})
         if entry["kind"] == "fig2":
-            record["fig2"][(curve.dataset, curve.z_dim, curve.method)] = curve
+            key: tuple[Any, ...] = (curve.dataset, curve.z_dim, curve.method)
+            record["fig2"][key] = curve
         else:
+            key = ("fig3", curve.method)
             record["fig3"][curve.method] = curve
+        record["lr_scores"][key] = {float(lr): score for lr, score in entry["lr_scores"].items()}
     return record
 
 
