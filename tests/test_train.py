@@ -687,6 +687,9 @@ def test_ctrl_c_during_a_checkpoint_write_keeps_history_and_file_in_step(digits,
                                                                          monkeypatch) -> None:
     """Regression: Ctrl-C while the checkpoint of epoch 2 was written left the file at epoch 1
     while fit reported 2 finished epochs. A started write is now finished first."""
+    # Python's own handler, as in a terminal: a process started in the background by a
+    # non-interactive shell (as CI may be) inherits SIGINT ignored, and then nothing interrupts
+    previous_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     x = digits[0][:100]
     config = VAEConfig(x_dim=784, hidden_dim=16, z_dim=2, seed=0)
     straight = fit(VAE(config), x, epochs=3, batch_size=50, progress="none")
@@ -701,7 +704,10 @@ def test_ctrl_c_during_a_checkpoint_write_keeps_history_and_file_in_step(digits,
     path = tmp_path / "run.pt"
     monkeypatch.setattr(torch, "save", save_with_ctrl_c)
     model = VAE(config)
-    history = fit(model, x, epochs=3, batch_size=50, checkpoint=path, progress="none")
+    try:
+        history = fit(model, x, epochs=3, batch_size=50, checkpoint=path, progress="none")
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
     monkeypatch.setattr(torch, "save", real_save)
     assert history.stopped == "interrupted" and len(history) == 2
     assert _checkpoint_epochs(path) == history["epoch"] == [1.0, 2.0]
