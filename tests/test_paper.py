@@ -107,3 +107,33 @@ def test_paper_values_are_ordered_as_the_paper_reports() -> None:
         assert values[1e6] < values[1e7] < paper.PAPER_FIG2[("mnist", z_dim)]["aevb"][1]
     assert all(math.isfinite(v[1]) for runs in paper.PAPER_FIG3.values() for c in runs.values()
                for v in c)
+
+
+def test_no_latent_log_likelihood_is_the_per_pixel_fit() -> None:
+    x = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    # Bernoulli with p = 0.5 per pixel: 2 log 0.5 per example, whatever the data
+    assert paper.no_latent_log_likelihood(x, x, "bernoulli") == pytest.approx(2 * math.log(0.5))
+    g = torch.randn(500, 3, generator=torch.Generator().manual_seed(0)) * 2.0 + 1.0
+    sd = g.std(0, unbiased=False)
+    # on its own training data the Gaussian fit scores -(1/2) log(2 pi e sd^2) per pixel
+    expected = (-0.5 * torch.log(2 * math.pi * math.e * sd**2)).sum().item()
+    assert paper.no_latent_log_likelihood(g, g) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="likelihood"):
+        paper.no_latent_log_likelihood(g, g, "poisson")
+
+
+def test_fig3_curve_refuses_an_unknown_chain_start() -> None:
+    x, x_test = _tiny_data()
+    with pytest.raises(ValueError, match="chains"):
+        paper.fig3_curve("aevb", x, x_test, lr=0.01, samples=60, chains="prior")
+
+
+@pytest.mark.parametrize("method", ["aevb", "mcem"])
+def test_fig3_curve_with_encoder_start_times_training_alone(method: str) -> None:
+    x, x_test = _tiny_data()
+    curve = paper.fig3_curve(method, x, x_test, lr=0.01, samples=120, evaluations=2,
+                             eval_points=10, chains="encoder",
+                             hmc={"num_samples": 20, "num_burnin": 5, "density": "diagonal"})
+    assert len(curve.test) == 2 and all(math.isfinite(v) for v in curve.train + curve.test)
+    assert 0 < curve.train_seconds < curve.seconds
+    assert (curve.burn_in_seconds > 0) == (method == "mcem")
