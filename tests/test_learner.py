@@ -27,17 +27,26 @@ are stopped at the end, also on failure.
   jupyterlab-myst could not resolve (it shows the bare label, e.g. ``fig-ch5-parts``, behind a
   warning sign: a figure whose caption and name are in the cell's metadata, or an equation of
   another chapter), no "Unknown Directive" box, no directive that renders as nothing (an empty
-  block: ``{bibliography}``), no math that KaTeX could not typeset.
+  block: ``{bibliography}``), no math that KaTeX could not typeset, no link to a file of the
+  repository that does not exist.
+* ``test_chapter_link``: in chapter 5, the rendered Markdown link ``[Chapter 4](04_elbo.ipynb)`` is
+  clicked, as a learner does: JupyterLab must open ``chapters/04_elbo.ipynb`` as a notebook in a
+  new tab of the same JupyterLab page (no page load, no new browser tab, no download), with
+  chapter 5 still open. (jupyterlab-myst hands each relative link to JupyterLab's link handler,
+  which opens the file with its default viewer on a click; the link's ``href`` is rewritten to
+  the raw file, ``/files/chapters/04_elbo.ipynb?_xsrf=...``.) It runs last.
 
 Not counted as failures, because no chapter edit can fix them in JupyterLab without breaking the
 website, but reported as warnings and in ``_build/learner-check/report.txt``: citations
 (jupyterlab-myst reads no BibTeX file, so it shows each key, e.g. ``ch5-kingma2014autoencoding``,
-behind a "Citation Not Found" sign) and ``{doc}`` links (shown with the file name, pointing at
-``/files/chapters/<name>`` without ``.ipynb``).
+behind a "Citation Not Found" sign), and the links to other files of the book (what a click does:
+a notebook opens in a JupyterLab tab, a ``.md`` page opens in JupyterLab's text editor as Markdown
+source, not rendered).
 
 Screenshots go to ``_build/learner-check/``: the top of every chapter, every scrolled view of the
 chapters in ``FULL_SHOTS`` (chapter 5 after its run: ``05_kl-run-*.png``) and the explorer before
-and after its sliders moved. Every failure and note is also written to ``report.txt`` there.
+and after its sliders moved, and JupyterLab after the click on chapter 5's link
+(``05_kl-link-04_elbo.png``). Every failure and note is also written to ``report.txt`` there.
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ import urllib.request
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pytest
 
@@ -75,6 +84,9 @@ CHAPTERS = tuple(p.stem for p in sorted((ROOT / "chapters").glob("*.ipynb")))
 EXPLORER_CHAPTER = "05_kl"  # its explorer is vaelib.book.kl.kl_explorer
 FULL_SHOTS = ("04_elbo", "05_kl")  # every scrolled view of these; the top view of the others
 VIEWPORT = {"width": 1280, "height": 900}
+# test_chapter_link: in this chapter, the rendered link with this text must open this notebook.
+LINK_CHAPTER, LINK_TEXT, LINK_TARGET = "05_kl", "Chapter 4", "chapters/04_elbo.ipynb"
+LINKS_NOTE = "links to other files of the book"
 
 # Timeouts in milliseconds (Playwright) or seconds (the server); the machine has two shared cores.
 SERVER_START_S = 120
@@ -414,7 +426,8 @@ JS_HELPERS = r"""
           codes: all('code').filter(e => !e.closest('pre')).map(e => e.textContent),
           evalErrors: all('[data-mime-type="application/vnd.jupyter.stderr"]')
               .map(e => e.textContent.trim()),
-          docLinks: all('a.link').filter(a => (a.getAttribute('href') || '').includes('/files/'))
+          // relative links: jupyterlab-myst rewrites their href to the raw file, /files/<path>
+          fileLinks: all('a').filter(a => (a.getAttribute('href') || '').includes('/files/'))
               .map(a => [a.textContent.trim(), a.getAttribute('href').split('?')[0]]),
         };
       });
@@ -579,7 +592,7 @@ def _inspect(cells: list[dict], name: str, after_run: bool) -> tuple[list[str], 
     sections = _sections({c["index"]: c["source"] for c in cells})
     unrun_evals = 0
     cites: list[str] = []
-    docs: list[str] = []
+    links: list[str] = []
     for cell in cells:
         source = cell["source"]
 
@@ -648,17 +661,27 @@ def _inspect(cells: list[dict], name: str, after_run: bool) -> tuple[list[str], 
         else:
             unrun_evals += len(unresolved)
         cites += [text for title, text in cell["flagged"] if title == "Citation Not Found"]
-        docs += [f"“{text}” → {urlparse(href).path}" for text, href in cell["docLinks"]]
+        for text, href in cell["fileLinks"]:
+            path = unquote(urlparse(href).path).split("/files/", 1)[1]
+            links.append(f"“{text}” → {path}")
+            if not (ROOT / path).exists():
+                failures.append(
+                    f"{where(source.find(Path(path).name))}: the link “{text}” leads to "
+                    f"{path}, which does not exist"
+                )
     if cites:
         notes.append(
             f"{name}: {len(cites)} citation(s) show their BibTeX key with a “Citation Not Found” "
             f"sign (jupyterlab-myst reads no .bib file): {', '.join(sorted(set(cites)))}"
         )
-    if docs:
+    if links:
+        opens = "a click opens a notebook in a new JupyterLab tab (test_chapter_link clicks one)"
+        if any(not link.endswith(".ipynb") for link in links):
+            opens += ", a .md page in JupyterLab's text editor as Markdown source, not rendered"
         notes.append(
-            f"{name}: {{doc}} links lead nowhere in JupyterLab (they point at /files/chapters/<name>, "
-            "without .ipynb; a link without its own text shows the file name): "
-            + "; ".join(sorted(set(docs)))
+            f"{name}: {LINKS_NOTE}: {opens}; the address behind each link is the raw file "
+            "(/files/chapters/<file>), so opening one in a new browser tab leaves JupyterLab: "
+            + "; ".join(sorted(set(links)))
         )
     if unrun_evals:
         notes.append(
@@ -815,7 +838,7 @@ def test_explorer_chapter(jlab):
     _screenshots(page, panel_id, f"{name}-run", full=True)
 
     failures += _check_page_log(log, name)
-    notes = [n for n in notes if "citation" not in n and "{doc}" not in n]  # reported before
+    notes = [n for n in notes if "citation" not in n and LINKS_NOTE not in n]  # reported before
     notes.append(
         f"{name}: Run All Cells took {run_seconds:.0f} s; {evals} {{eval}} expressions checked; "
         f"sliders moved, picture redrawn: {', '.join(moved)}"
@@ -841,3 +864,80 @@ def test_chapter_renders(jlab, name):
     _report(name, failures, notes)
     if failures:
         pytest.fail(f"{name} shows raw MyST in JupyterLab:\n" + "\n".join(failures), pytrace=False)
+
+
+def test_chapter_link(jlab):
+    """Click chapter 5's link to chapter 4: JupyterLab must open 04_elbo.ipynb in a new tab."""
+    page, log = jlab
+    name = LINK_CHAPTER
+    panel_id = _open_notebook(page, name)
+    popups: list[str] = []
+    downloads: list[str] = []
+
+    def on_popup(p) -> None:
+        popups.append(p.url)
+
+    def on_download(d) -> None:
+        downloads.append(d.url)
+
+    page.context.on("page", on_popup)
+    page.on("download", on_download)
+    opened_id = None
+    try:
+        links = page.locator(f"[id='{panel_id}'] .myst a").filter(
+            has_text=re.compile(f"^{re.escape(LINK_TEXT)}$")
+        )
+        assert links.count() >= 1, f"{name}: no rendered link “{LINK_TEXT}”"
+        link = links.first
+        href = link.get_attribute("href") or ""
+        assert urlparse(href).path == f"/files/{LINK_TARGET}", (
+            f"{name}: the link “{LINK_TEXT}” points at {href!r}, not at /files/{LINK_TARGET}"
+        )
+        page.evaluate("() => { window.__learnerDocument = true; }")  # gone if the page reloads
+        link.scroll_into_view_if_needed()
+        link.click()
+        try:
+            page.wait_for_function(
+                """path => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                             return !!(w && w.context && w.context.path === path
+                                       && w.context.isReady && w.hasClass('jp-NotebookPanel')
+                                       && w.content.widgets.length > 0); }""",
+                arg=LINK_TARGET,
+                timeout=OPEN_MS,
+            )
+        except Exception as exc:
+            pytest.fail(
+                f"{name}: clicking the link “{LINK_TEXT}” did not open {LINK_TARGET} as a notebook "
+                f"in JupyterLab within {OPEN_MS} ms (the page is at {page.url}; new browser tabs: "
+                f"{popups}; downloads: {downloads}): {exc}"
+            )
+        assert page.evaluate("() => window.__learnerDocument === true"), (
+            f"{name}: the click on “{LINK_TEXT}” reloaded the page (now {page.url})"
+        )
+        assert not popups, f"{name}: the click on “{LINK_TEXT}” opened a browser tab: {popups}"
+        assert not downloads, f"{name}: the click on “{LINK_TEXT}” downloaded {downloads}"
+        opened_id = page.evaluate("() => window.jupyterapp.shell.currentWidget.id")
+        assert page.evaluate("id => !!window.__learner.panel(id)", panel_id), (
+            f"{name}: the click on “{LINK_TEXT}” closed {name}"
+        )
+        _wait_rendered(page, opened_id, Path(LINK_TARGET).stem)
+        page.screenshot(path=str(SHOTS / f"{name}-link-{Path(LINK_TARGET).stem}.png"))
+        url = page.url
+    finally:
+        page.context.remove_listener("page", on_popup)
+        page.remove_listener("download", on_download)
+        if page.evaluate("() => !!window.__learner"):
+            for panel in (opened_id, panel_id):
+                if panel:
+                    _close(page, panel)
+    failures = _check_page_log(log, f"{name}, link to {LINK_TARGET}")
+    _report(
+        f"{name}, link “{LINK_TEXT}”",
+        failures,
+        [
+            f"{name}: a click on “{LINK_TEXT}” opened {LINK_TARGET} as a notebook in a new "
+            f"JupyterLab tab, {name} still open (the address bar shows {urlparse(url).path})"
+        ],
+    )
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)
