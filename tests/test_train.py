@@ -3,6 +3,7 @@ clear messages; evaluate equals a direct computation of the ELBO."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import warnings
@@ -253,6 +254,10 @@ def test_divergence_rolls_back_and_keeps_the_history(digits, value) -> None:
         fit(model, x, epochs=3, batch_size=50, progress="none")
     assert isinstance(info.value, FloatingPointError)
     assert len(info.value.history) == 1 and info.value.epoch == 2
+    # the failed epoch's mean training ELBO, unrounded: NaN, or about -1e33
+    stopped = info.value.elbo
+    assert isinstance(stopped, float)
+    assert math.isnan(stopped) if math.isnan(value) else -1e34 < stopped < -1e32
     for p, q in zip(model.parameters(), reference.parameters()):
         assert torch.equal(p, q)  # the parameters after epoch 1, no NaN
 

@@ -349,11 +349,11 @@ def importance_log_px(
     restored). In expectation it lies below :math:`\log p_\theta(x)` (Jensen), by about
     :math:`\operatorname{Var}[w]/(2K\,p(x)^2)` for weights :math:`w` of finite variance. That
     variance is finite only if the proposal is wide enough: for a Gaussian posterior of
-    precision :math:`\Lambda` and a Gaussian proposal of precision :math:`\Lambda_q`, only if
-    :math:`2\Lambda - \Lambda_q` is positive definite. A proposal that is too narrow along some
-    direction, as the best diagonal :math:`q^*` of a correlated posterior is, gives an estimate
-    that is biased low and rises erratically with :math:`K`; widen it (``logvar + log 2``
-    doubles its variances).
+    precision :math:`\Lambda` and a Gaussian proposal of precision :math:`\Lambda_r`, only if
+    :math:`2\Lambda - \Lambda_r` is positive definite. A proposal that is too narrow along some
+    direction, as the best diagonal :math:`q^*` of a strongly correlated posterior can be,
+    gives an estimate that is biased low and rises erratically with :math:`K`; widen it
+    (``logvar + log 2`` doubles its variances).
     """
     x = as_data(x, model)
     num_samples = check_positive_int(num_samples, "num_samples")

@@ -158,13 +158,17 @@ class TrainingDiverged(FloatingPointError):
     """The training objective became NaN, infinite or exploded.
 
     The model holds the parameters of the end of the last good epoch; ``history`` holds the
-    finished epochs and ``epoch`` the one that failed.
+    finished epochs, ``epoch`` the one that failed and ``elbo`` (a float, possibly NaN or
+    infinite) the failed epoch's mean training ELBO per example that stopped the run (for an
+    :class:`~vaelib.models.Autoencoder`, its mean training loss).
     """
 
-    def __init__(self, message: str, history: History, epoch: int) -> None:
+    def __init__(self, message: str, history: History, epoch: int,
+                 elbo: float = math.nan) -> None:
         super().__init__(message)
         self.history = history
         self.epoch = epoch
+        self.elbo = float(elbo)
 
 
 # --------------------------------------------------------------------------------------------
@@ -812,7 +816,7 @@ def fit(
                         f"rate (lr={lr:g}); for a Gaussian decoder with a learned variance, "
                         "bound it (VAEConfig(decoder_variance_floor=..., "
                         "decoder_logvar_bounds=...) or a fixed decoder_logvar).",
-                        history, epoch)
+                        history, epoch, means[0])
                 row = {"epoch": epoch, "samples": epoch * n}
                 row.update({f"train_{k}": v for k, v in zip(terms, means)})
                 if objective == "iwae" and not ae:
