@@ -89,6 +89,7 @@ reproduce: $(STAMP)
 reproduce-smoke: $(STAMP)
 	mkdir -p .cache
 	$(TEST_ENV) $(BIN)/python -m vaelib.book.paper reproduce --smoke --overwrite --out .cache/paper_reproduction_smoke.json
+	$(BIN)/python -c "import json; from vaelib.book.paper import arithmetic; r = json.load(open('.cache/paper_reproduction_smoke.json')); assert r['complete'] and r['smoke'] and r['arithmetic'] == arithmetic(), r; print('smoke record complete, arithmetic', r['arithmetic'])"
 
 screenshots:
 	@test -d _build/site-check || { echo "no screenshots yet: run 'make site-test' first"; exit 1; }

@@ -95,6 +95,19 @@ def test_load_record_indexes_the_curves(tmp_path) -> None:
     loaded = paper.load_record(path)
     assert loaded["fig2"][("frey", 5, "aevb")].final() == (4.0, 6.0)
     assert loaded["fig3"]["mcem"].test == [-160.0]
+    assert loaded["arithmetic"] == paper.RECORD_ARITHMETIC  # a record from before the field
+    record["arithmetic"] = "torch 0.0, DEFAULT"
+    path.write_text(json.dumps(record))
+    assert paper.load_record(path)["arithmetic"] == "torch 0.0, DEFAULT"
+
+
+def test_arithmetic_names_the_torch_build_and_the_cpu_capability() -> None:
+    import torch
+
+    here = paper.arithmetic()
+    assert here == f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}"
+    assert torch.backends.cpu.get_cpu_capability() in here
+
 
 
 def test_paper_values_are_ordered_as_the_paper_reports() -> None:
@@ -137,3 +150,23 @@ def test_fig3_curve_with_encoder_start_times_training_alone(method: str) -> None
     assert len(curve.test) == 2 and all(math.isfinite(v) for v in curve.train + curve.test)
     assert 0 < curve.train_seconds < curve.seconds
     assert (curve.burn_in_seconds > 0) == (method == "mcem")
+
+
+def test_curve_at_interpolates_on_the_log_axis() -> None:
+    curve = paper.Curve("aevb", "mnist", 3, 0.1, samples=[1e3, 1e5], train=[0.0, 2.0],
+                        test=[-4.0, 0.0])
+    assert curve.at(1e4, "train") == pytest.approx(1.0)  # halfway on the log axis, not at 5e4
+    assert curve.at(1e4) == pytest.approx(-2.0)  # test by default
+    assert curve.at(1e5, "test") == 0.0 and curve.at(1e7, "test") == 0.0  # clamped at the end
+    with pytest.raises(ValueError, match="train"):
+        curve.at(1e4, "val")
+
+
+def test_threads_sets_and_restores_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    with paper.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), paper.threads(1):
+        raise RuntimeError("restored even so")
+    assert torch.get_num_threads() == before

@@ -719,22 +719,24 @@ def hmc_log_likelihood(
     r"""The marginal-likelihood estimator of Kingma & Welling (2014), App. D.
 
     1. Sample the posterior by HMC (:func:`hmc_sample`), one chain per datapoint;
-    2. fit a density :math:`q(z)` to the first ``num_samples // 2`` samples
-       (:func:`fit_gaussian`: ``density="gaussian"``, full covariance, or ``"diagonal"``);
+    2. fit a density :math:`r(z)` to the first ``num_samples // 2`` samples
+       (:func:`fit_gaussian`: ``density="gaussian"``, full covariance, or ``"diagonal"``; the
+       paper and :func:`fit_gaussian` call it :math:`q`, chapter 9 calls it :math:`r` to keep
+       it apart from the encoder :math:`q_\phi`);
     3. plug the remaining :math:`L` samples into
-       :math:`\hat p_\theta(x) = \big(\frac1L\sum_l q(z_l)/(p(z_l)\,p_\theta(x|z_l))\big)^{-1}`
+       :math:`\hat p_\theta(x) = \big(\frac1L\sum_l r(z_l)/(p(z_l)\,p_\theta(x|z_l))\big)^{-1}`
        (:func:`reciprocal_importance_estimate`).
 
     The halves come from one chain, as in ``hmc_est.estimate_mcmc_likelihood`` of the authors'
     code, so the paper's :math:`L` is ``num_samples // 2``. (Two independent chains would make
-    the "new values" of step 3 independent of :math:`q`, but a fit chain that has not explored
-    the posterior then puts :math:`q` where the other chain's samples are not, and the
+    the "new values" of step 3 independent of :math:`r`, but a fit chain that has not explored
+    the posterior then puts :math:`r` where the other chain's samples are not, and the
     estimate overshoots wildly; from one chain, a poorly mixed run errs low instead.) The
     defaults follow App. E: "50 values from the posterior ... using Hybrid Monte Carlo with 4
     leapfrog steps". With so few, correlated samples the standard error is optimistic (on the
     linear-Gaussian model with ``J = 3``, errors are 1.3 to 1.8 times the stated ones in RMS,
     0.2 to 0.35 nats, with outliers of 1 to 2 nats among 300 datapoints, but the mean error
-    over datapoints stays below 0.03 nats); ``thin=4`` makes the standard error about right
+    over datapoints is a few hundredths of a nat, upward: chapter 9 measures it); ``thin=4`` makes the standard error about right
     there. The paper calls the estimator reliable only for a low-dimensional latent space
     ("less than 5 dimensions"; Fig. 3 uses ``J = 3``).
 

@@ -5,7 +5,9 @@ the number of training samples evaluated, for AEVB and for wake-sleep (Hinton et
 MNIST (``J`` = 3, 5, 10, 20, 200) and Frey Face (``J`` = 2, 5, 10, 20), train and test. **Fig. 3**:
 the estimated marginal likelihood (App. D) against training samples for AEVB, wake-sleep and
 Monte Carlo EM, on MNIST with ``J = 3`` and 100 hidden units: its panel with 1,000 training
-points (the paper's second panel, with 50,000, is left out: MCEM cannot afford it).
+points (the paper's second panel, with 50,000, is left out: it needs the full MNIST training
+set, a download, and tens of millions of training samples for each method to show MCEM's slow
+mixing).
 
 The settings are the paper's (Sec. 5, App. D and E): one hidden layer of tanh units (500 for
 MNIST, 200 for Frey Face, 100 in Fig. 3), every parameter initialised from what the paper writes
@@ -29,6 +31,7 @@ the same code with budgets a thousand times smaller, in seconds (CI runs it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -38,11 +41,12 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from vaelib.baselines import MCEM, hmc_log_likelihood
@@ -67,6 +71,7 @@ __all__ = [
     "plot_fig2",
     "plot_fig3",
     "reproduce",
+    "threads",
 ]
 
 LEARNING_RATES = (0.01, 0.02, 0.1)  # Adagrad step sizes the paper chose from (Sec. 5)
@@ -138,6 +143,44 @@ class Curve:
     def final(self) -> tuple[float, float]:
         """``(train, test)`` at the end of the run."""
         return self.train[-1], self.test[-1]
+
+    def at(self, samples: float, which: str = "test") -> float:
+        """The ``which`` (``"train"`` or ``"test"``) value after ``samples`` training samples,
+        interpolated linearly on the log axis of samples (clamped to the ends of the curve)."""
+        if which not in ("train", "test"):
+            raise ValueError(f'which must be "train" or "test", got {which!r}.')
+        return float(np.interp(np.log10(samples), np.log10(self.samples), getattr(self, which)))
+
+
+@contextlib.contextmanager
+def threads(num_threads: int) -> Iterator[None]:
+    """Run the body with ``torch.set_num_threads(num_threads)``, then restore the previous count.
+
+    The recorded runs of :func:`reproduce` use one thread per worker; the float reductions, and
+    so a training trajectory, depend on the thread count. ``with threads(1):`` makes a short run
+    of chapter 9 repeat the start of a recorded run exactly, whatever the default thread count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# The arithmetic of the machine that made chapters/data/paper_reproduction.json, which predates
+# the record's own "arithmetic" field: inferred from the short runs of chapter 9, which repeat
+# that record bit for bit on a machine of this arithmetic (and, the record's other settings
+# being equal, could not if it rounded differently).
+RECORD_ARITHMETIC = "torch 2.13.0+cpu, AVX512"
+
+
+def arithmetic() -> str:
+    """What decides how this machine rounds a training run: the torch build and the CPU
+    capability its kernels dispatch on (``torch.backends.cpu.get_cpu_capability()``, e.g.
+    ``"AVX2"``, ``"AVX512"``). Two machines with the same string and one thread repeat a
+    seeded run bit for bit; with different strings they need not (training amplifies a
+    difference in the last bit into nats)."""
+    return f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def load_data(dataset: str, num_train: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -373,8 +416,10 @@ def load_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON file written by :func:`reproduce`, with its curves as :class:`Curve` objects
     (``record["fig2"][(dataset, J, method)]``, ``record["fig3"][method]``) and the early-progress
     scores of the step sizes (``record["lr_scores"][(dataset, J, method)]`` or
-    ``[("fig3", method)]``, step size → training bound)."""
+    ``[("fig3", method)]``, step size → training bound). A record written before records stored
+    their ``"arithmetic"`` gets :data:`RECORD_ARITHMETIC`, that of the book's record."""
     record = json.loads(Path(path).read_text(encoding="utf-8"))
+    record.setdefault("arithmetic", RECORD_ARITHMETIC)  # records before the field: see there
     names = {f for f in Curve.__dataclass_fields__}
     record["fig2"], record["fig3"], record["lr_scores"] = {}, {}, {}
     for entry in record["curves"]:
@@ -466,14 +511,20 @@ def plot_fig3(record: dict[str, Any], live: Sequence[Curve] = (), paper: bool = 
                     label=f"{LABELS[method]}, train")
         for c in live:
             if c.method == method:
-                ax.plot(c.samples, c.test, color=color, lw=1, marker=".", markeredgecolor="k")
+                # only two estimates: points, not a line that would suggest a measured path
+                ax.plot(c.samples, c.test, color=color, ls="none", marker="o", ms=4,
+                        markeredgecolor="k")
         if paper:
+            # shifted sideways a little per method: the paper's AEVB and MCEM training values
+            # at its right edge (-109.1, -109.2) would otherwise hide each other
+            shift = {"aevb": 1 / 1.15, "wake-sleep": 1.0, "mcem": 1.15}[method]
             for x, train, test in PAPER_FIG3[1000][method]:
-                ax.plot(x, train, "o", mfc="none", color=color, ms=5)
+                ax.plot(x * shift, train, "o", mfc="none", color=color, ms=5)
                 if not math.isnan(test):
-                    ax.plot(x, test, "o", color=color, ms=5)
+                    ax.plot(x * shift, test, "o", color=color, ms=5)
     if live:
-        ax.plot([], [], color="0.3", marker=".", markeredgecolor="k", lw=1, label="this build (test)")
+        ax.plot([], [], color="0.3", ls="none", marker="o", ms=4, markeredgecolor="k",
+                label="this build (test)")
     if paper:
         ax.plot([], [], "o", color="0.3", label="paper: test (filled), train (open)")
     ax.set_xscale("log")
@@ -580,6 +631,7 @@ def reproduce(out: str | os.PathLike[str], *, smoke: bool = False, workers: int 
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                        f"{workers} workers x 1 thread",
+            "arithmetic": arithmetic(),
             "smoke": smoke,
             "complete": complete,
             "minutes": round(minutes_before + (time.perf_counter() - start) / 60, 1),
