@@ -417,7 +417,7 @@ def load_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     (``record["fig2"][(dataset, J, method)]``, ``record["fig3"][method]``) and the early-progress
     scores of the step sizes (``record["lr_scores"][(dataset, J, method)]`` or
     ``[("fig3", method)]``, step size → training bound). A record written before records stored
-    their ``"arithmetic"`` gets :data:`RECORD_ARITHMETIC`, that of the book's record."""
+    their ``"arithmetic"`` gets ``RECORD_ARITHMETIC``, that of the book's record."""
     record = json.loads(Path(path).read_text(encoding="utf-8"))
     record.setdefault("arithmetic", RECORD_ARITHMETIC)  # records before the field: see there
     names = {f for f in Curve.__dataclass_fields__}
