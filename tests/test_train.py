@@ -54,7 +54,7 @@ def test_fit_raises_the_elbo_and_keeps_the_callers_rng(digits) -> None:
     history = fit(model, (x, y), x_test, epochs=4, batch_size=50, lr=3e-3, progress="none")
     assert torch.equal(torch.get_rng_state(), rng)  # fit forks the global RNG
     assert not model.training  # eval() after fitting
-    assert "check_input" not in vars(model)  # the per-batch check, skipped in fit, is back
+    assert model.check_inputs is True  # the per-batch check, skipped in fit, is back
     with pytest.raises(ValueError, match="Bernoulli"):
         model.encode(x_test * 255)
     train = history["train_elbo"]
