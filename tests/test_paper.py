@@ -95,18 +95,17 @@ def test_load_record_indexes_the_curves(tmp_path) -> None:
     loaded = paper.load_record(path)
     assert loaded["fig2"][("frey", 5, "aevb")].final() == (4.0, 6.0)
     assert loaded["fig3"]["mcem"].test == [-160.0]
-    assert loaded["arithmetic"] == paper.RECORD_ARITHMETIC  # a record from before the field
-    record["arithmetic"] = "torch 0.0, DEFAULT"
-    path.write_text(json.dumps(record))
-    assert paper.load_record(path)["arithmetic"] == "torch 0.0, DEFAULT"
+    assert "arithmetic" not in loaded  # a record from before the field: no stamp invented
 
 
-def test_arithmetic_names_the_torch_build_and_the_cpu_capability() -> None:
-    import torch
-
-    here = paper.arithmetic()
-    assert here == f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}"
-    assert torch.backends.cpu.get_cpu_capability() in here
+def test_arithmetic_changes_with_the_cpu_capability_and_model(monkeypatch) -> None:
+    here, capability = paper.arithmetic(), torch.backends.cpu.get_cpu_capability()
+    assert here.startswith(f"torch {torch.__version__}, {capability}, ")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "NO_SIMD")
+    without_avx = paper.arithmetic()
+    assert without_avx != here and ", NO_SIMD, " in without_avx
+    monkeypatch.setattr(paper, "_cpu_model", lambda: "Another CPU")
+    assert paper.arithmetic() != without_avx and paper.arithmetic().endswith("Another CPU")
 
 
 

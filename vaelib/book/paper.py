@@ -167,20 +167,27 @@ def threads(num_threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-# The arithmetic of the machine that made chapters/data/paper_reproduction.json, which predates
-# the record's own "arithmetic" field: inferred from the short runs of chapter 9, which repeat
-# that record bit for bit on a machine of this arithmetic (and, the record's other settings
-# being equal, could not if it rounded differently).
-RECORD_ARITHMETIC = "torch 2.13.0+cpu, AVX512"
+def _cpu_model() -> str:
+    """The processor's model name (Linux: /proc/cpuinfo), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def arithmetic() -> str:
-    """What decides how this machine rounds a training run: the torch build and the CPU
-    capability its kernels dispatch on (``torch.backends.cpu.get_cpu_capability()``, e.g.
-    ``"AVX2"``, ``"AVX512"``). Two machines with the same string and one thread repeat a
-    seeded run bit for bit; with different strings they need not (training amplifies a
-    difference in the last bit into nats)."""
-    return f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}"
+    """What decides how this machine rounds a training run: the torch build, the CPU capability
+    its kernels dispatch on (``torch.backends.cpu.get_cpu_capability()``, e.g. ``"AVX2"``,
+    ``"AVX512"``) and the processor's model (the math library picks its kernels by it). Two
+    machines with the same string and one thread are expected to repeat a seeded run bit for
+    bit; with different strings they need not (training amplifies a difference in the last bit
+    into nats). :func:`reproduce` stamps it into its record."""
+    return (f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
+            f"{_cpu_model()}")
 
 
 def load_data(dataset: str, num_train: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -416,10 +423,8 @@ def load_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON file written by :func:`reproduce`, with its curves as :class:`Curve` objects
     (``record["fig2"][(dataset, J, method)]``, ``record["fig3"][method]``) and the early-progress
     scores of the step sizes (``record["lr_scores"][(dataset, J, method)]`` or
-    ``[("fig3", method)]``, step size → training bound). A record written before records stored
-    their ``"arithmetic"`` gets ``RECORD_ARITHMETIC``, that of the book's record."""
+    ``[("fig3", method)]``, step size → training bound)."""
     record = json.loads(Path(path).read_text(encoding="utf-8"))
-    record.setdefault("arithmetic", RECORD_ARITHMETIC)  # records before the field: see there
     names = {f for f in Curve.__dataclass_fields__}
     record["fig2"], record["fig3"], record["lr_scores"] = {}, {}, {}
     for entry in record["curves"]:
@@ -623,11 +628,12 @@ def reproduce(out: str | os.PathLike[str], *, smoke: bool = False, workers: int 
     done = {_spec_key(r) for r in results}
     todo = [spec for spec in specs if _spec_key(spec) not in done]
     start = time.perf_counter()
+    commit = _git_commit()  # the code that runs: read once, before a later commit can move HEAD
 
     def save(complete: bool) -> dict[str, Any]:
         record = {
             "command": command or "python -m vaelib.book.paper reproduce",
-            "commit": _git_commit(),
+            "commit": commit,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                        f"{workers} workers x 1 thread",
