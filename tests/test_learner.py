@@ -70,16 +70,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER = ROOT / ".venv" / "bin" / "jupyter"
 SHOTS = ROOT / "_build" / "learner-check"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CHAPTERS = tuple(p.stem for p in sorted((ROOT / "chapters").glob("*.ipynb")))
 EXPLORER_CHAPTER = "05_kl"  # its explorer is vaelib.book.kl.kl_explorer
 FULL_SHOTS = ("04_elbo", "05_kl")  # every scrolled view of these; the top view of the others
@@ -238,11 +228,6 @@ def lab(tmp_path_factory) -> Iterator[dict]:
     """A JupyterLab server of our own on 127.0.0.1: yields its url, token and log file."""
     if not JUPYTER.is_file():
         pytest.fail(f"{JUPYTER} is missing: run 'make venv' (installs requirements.txt).")
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(
-            f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run); "
-            "this test never downloads a browser."
-        )
     tmp = tmp_path_factory.mktemp("jupyterlab")
     for plugin, values in LAB_SETTINGS.items():
         path = tmp / "settings" / f"{plugin}.jupyterlab-settings"
@@ -316,15 +301,6 @@ def lab(tmp_path_factory) -> Iterator[dict]:
         line for line in log.read_text(errors="replace").splitlines() if REFUSED_SAVE in line
     ]
     assert not refused, f"JupyterLab tried to save (refused): {refused}"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class PageLog:
